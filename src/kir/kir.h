@@ -1,0 +1,131 @@
+/* kir.h: the kernel IR, one small loop-nest language that every target renders.
+ *
+ * A kernel has buffer parameters (typed pointers), variables (loop indices and locals) and a
+ * body of statements: loops (serial, parallel, vector, unrolled), stores, local declarations
+ * and assignments, ifs, barriers. Expressions: integer and float constants, variables, loads,
+ * unary and binary ops, select, cast. Shapes are baked in as constants (kernels are
+ * specialised to the problem's shapes). All nodes live in the kernel's arena and are freed
+ * with it. Renderers: kir_render_c (this issue), CUDA/OpenCL/Metal later.
+ *
+ * Loop semantics: for (v = lo; v < hi; v += step). KIR_LOOP_PARALLEL loops are independent
+ * iterations (the C renderer emits an OpenMP parallel for over the outermost run of them,
+ * collapsing perfectly nested parallel loops; nested parallel loops inside a parallel region
+ * run serially). KIR_LOOP_VECTOR asks for SIMD (omp simd), KIR_LOOP_UNROLL for unrolling by
+ * `unroll` (0 = full). */
+#ifndef KIR_H
+#define KIR_H
+
+#include <stdint.h>
+#include "core/kf_dtype.h"
+#include "core/kf_err.h"
+#include "core/kf_str.h"
+
+typedef enum { KIR_T_BOOL, KIR_T_I32, KIR_T_I64, KIR_T_F32, KIR_T_F64 } kir_type;
+
+typedef enum {
+    KIR_E_CONST_I, KIR_E_CONST_F, KIR_E_VAR, KIR_E_LOAD, KIR_E_UN, KIR_E_BIN, KIR_E_SELECT,
+    KIR_E_CAST
+} kir_expr_kind;
+
+typedef enum {
+    KIR_NEG, KIR_NOT, KIR_ABS, KIR_EXP, KIR_EXPM1, KIR_LOG, KIR_LOG1P, KIR_SQRT, KIR_RSQRT,
+    KIR_RECIP, KIR_TANH, KIR_SIGMOID, KIR_ERF, KIR_SIN, KIR_COS, KIR_FLOOR, KIR_CEIL,
+    KIR_ROUND /* half to even, like torch.round */, KIR_SIGN, KIR_ISNAN, KIR_UN_COUNT
+} kir_unop;
+
+typedef enum {
+    KIR_ADD, KIR_SUB, KIR_MUL, KIR_DIV /* int: truncating, operands non-negative */, KIR_MOD,
+    KIR_MAX, KIR_MIN /* float: NaN-propagating like torch.maximum */, KIR_POW, KIR_FMOD,
+    KIR_LT, KIR_LE, KIR_GT, KIR_GE, KIR_EQ, KIR_NE, KIR_AND, KIR_OR, KIR_BIN_COUNT
+} kir_binop;
+
+typedef struct kir_expr {
+    kir_expr_kind kind;
+    kir_type type;          /* result type */
+    int64_t ival;           /* CONST_I */
+    double fval;            /* CONST_F */
+    int var;                /* VAR */
+    int buf;                /* LOAD */
+    int op;                 /* kir_unop / kir_binop */
+    struct kir_expr *a, *b, *c; /* operands; LOAD: a = element index (i64) */
+} kir_expr;
+
+typedef enum {
+    KIR_S_BLOCK, KIR_S_FOR, KIR_S_STORE, KIR_S_DECL, KIR_S_ASSIGN, KIR_S_IF, KIR_S_BARRIER
+} kir_stmt_kind;
+
+typedef enum { KIR_LOOP_SERIAL, KIR_LOOP_PARALLEL, KIR_LOOP_VECTOR, KIR_LOOP_UNROLL } kir_loop_kind;
+
+typedef struct kir_stmt {
+    kir_stmt_kind kind;
+    /* FOR */
+    int var; kir_expr *lo, *hi; int64_t step; kir_loop_kind loop; int unroll;
+    /* STORE: buf[idx] = val;  DECL: var = val (val may be NULL);  ASSIGN: var = val */
+    int buf; kir_expr *idx, *val;
+    /* IF */
+    kir_expr *cond;
+    /* BLOCK / FOR / IF(then) bodies; IF else in els */
+    struct kir_stmt **body; int n_body, cap_body;
+    struct kir_stmt **els; int n_els, cap_els;
+} kir_stmt;
+
+typedef struct kir_bufdecl { char *name; kf_dtype dtype; int writes; } kir_bufdecl;
+typedef struct kir_vardecl { char *name; kir_type type; } kir_vardecl;
+
+typedef struct kir_arena kir_arena;
+
+typedef struct kir_kernel {
+    kir_arena *arena;
+    char *name;
+    kir_bufdecl *bufs; int n_bufs, cap_bufs;   /* the kernel's parameters, in order */
+    kir_vardecl *vars; int n_vars, cap_vars;
+    kir_stmt *body;                            /* a BLOCK */
+} kir_kernel;
+
+kir_kernel *kir_kernel_new(const char *name);
+void kir_kernel_free(kir_kernel *k);
+int kir_add_buf(kir_kernel *k, const char *name, kf_dtype dtype, int writes); /* -> buf id */
+int kir_add_var(kir_kernel *k, const char *hint, kir_type type);              /* -> var id, unique name */
+kir_type kir_type_of_dtype(kf_dtype dt);  /* element type a load yields (bool/u8 -> I32 etc.) */
+
+/* Expressions (allocated in k's arena). Binary ops promote: any float -> the wider float,
+ * else the wider int; comparisons yield BOOL. */
+kir_expr *kir_int(kir_kernel *k, int64_t v);            /* I64 */
+kir_expr *kir_flt(kir_kernel *k, double v, kir_type t); /* F32 or F64 */
+kir_expr *kir_var(kir_kernel *k, int var);
+kir_expr *kir_load(kir_kernel *k, int buf, kir_expr *idx);
+kir_expr *kir_un(kir_kernel *k, kir_unop op, kir_expr *a);
+kir_expr *kir_bin(kir_kernel *k, kir_binop op, kir_expr *a, kir_expr *b);
+kir_expr *kir_select(kir_kernel *k, kir_expr *cond, kir_expr *a, kir_expr *b);
+kir_expr *kir_cast(kir_kernel *k, kir_type t, kir_expr *a);
+/* Shorthands */
+kir_expr *kir_add(kir_kernel *k, kir_expr *a, kir_expr *b);
+kir_expr *kir_mul(kir_kernel *k, kir_expr *a, kir_expr *b);
+
+/* Statements. Containers (BLOCK, FOR, IF) are filled with kir_append / kir_append_else. */
+kir_stmt *kir_block(kir_kernel *k);
+kir_stmt *kir_for(kir_kernel *k, int var, kir_expr *lo, kir_expr *hi, int64_t step, kir_loop_kind loop);
+kir_stmt *kir_store(kir_kernel *k, int buf, kir_expr *idx, kir_expr *val);
+kir_stmt *kir_decl(kir_kernel *k, int var, kir_expr *init);
+kir_stmt *kir_assign(kir_kernel *k, int var, kir_expr *val);
+kir_stmt *kir_if(kir_kernel *k, kir_expr *cond);
+kir_stmt *kir_barrier(kir_kernel *k);
+void kir_append(kir_kernel *k, kir_stmt *parent, kir_stmt *child);
+void kir_append_else(kir_kernel *k, kir_stmt *parent_if, kir_stmt *child);
+
+/* Deep copies within the same kernel (for schedule transforms). */
+kir_expr *kir_expr_clone(kir_kernel *k, const kir_expr *e);
+kir_stmt *kir_stmt_clone(kir_kernel *k, const kir_stmt *s);
+/* Substitute every use of var with e (in place, clones e per use). */
+void kir_subst_var(kir_kernel *k, kir_stmt *s, int var, const kir_expr *e);
+
+/* Renders kernels as one C11 translation unit: includes <math.h>, <stdint.h>, <omp.h> guard,
+ * then for each kernel `void NAME(T0 *restrict b0, const T1 *restrict b1, ...)` with buffer
+ * names sanitised to C identifiers. Float math stays float32 for F32 (expf, not exp). */
+int kir_render_c(kir_kernel *const *kernels, int n, kf_str *out, kf_err *err);
+/* The plan params for a KIR kernel: one KF_KP_PTR per buffer, in order (names = buffer names). */
+
+/* Debug dump, one statement a line. */
+void kir_dump(const kir_kernel *k, kf_str *out);
+
+#endif

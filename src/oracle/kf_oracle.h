@@ -1,0 +1,78 @@
+/* kf_oracle.h: the C side of the PyTorch oracle (python/kforge_oracle.py), a child process
+ * driven over JSON lines on its stdin/stdout. One request line in, one reply line out.
+ * Every reply has "ok": true, or "ok": false with "error" (a short kind: "load", "no_model",
+ * "raised", "bad_request", "torch_missing", ...) and "message" (one line).
+ *
+ * Requests:
+ *  {"cmd":"hello"} -> {"ok":true,"torch":"1.13.1","python":"3.11.2","blas":"openblas",
+ *                       "threads":2,"devices":["cpu"],"compile":false}
+ *  {"cmd":"load","path":P,"seed":S,"device":"cpu","threads":N,"workdir":D}
+ *      -> {"ok":true,"inputs":[{"dtype":"f32","shape":[..]}..],
+ *          "outputs":[{"dtype":"f32","shape":[..]}..], "n_params":K,
+ *          "torch":..,"blas":..,"threads":N,"device":"cpu","compile":bool}
+ *      Instantiates Model(*get_init_inputs()) under torch.manual_seed(S), in the mode it was
+ *      constructed in (training), forward under torch.no_grad().
+ *  {"cmd":"graph"} -> {"ok":true,"graph":{...kf_graph JSON...},"params_file":PATH}
+ *      params_file: safetensors holding every graph param value by its value name (copied
+ *      from the reference model's own state).
+ *  {"cmd":"case","seed":S,"dist":"default"|"normal"|"uniform"|"heavy","file":PATH}
+ *      -> {"ok":true,"file":PATH}: safetensors with "in.0".."in.K" (float tensors redrawn from
+ *      dist unless "default"; non-float inputs as get_inputs() made them under seed S) and
+ *      "out.0".."out.M" (reference outputs in strict precision, from those inputs).
+ *  {"cmd":"time","mode":"eager"|"compile","seed":S,"runs":N,"warmup":W,"flush_bytes":B}
+ *      -> {"ok":true,"times_ms":[..N..]} or {"ok":false,"error":"unavailable",..} for compile
+ *      where this torch has no torch.compile. Each timed run is preceded by a write of a
+ *      flush_bytes buffer; device events on GPU, a monotonic clock on CPU.
+ *  {"cmd":"quit"} -> {"ok":true}, then exits. */
+#ifndef KF_ORACLE_H
+#define KF_ORACLE_H
+
+#include "core/kf_err.h"
+#include "core/kf_dtype.h"
+#include "ir/kf_graph.h"
+
+typedef struct kf_oracle kf_oracle;
+
+typedef struct kf_oracle_opts {
+    const char *python;    /* interpreter; default $KFORGE_PYTHON or "/usr/bin/python3" or "python3" */
+    const char *script;    /* default: <dir of kforge binary>/../python/kforge_oracle.py, or $KFORGE_ORACLE */
+    const char *workdir;   /* private temp folder for tensors (created, mode 0700) */
+    int threads;           /* torch.set_num_threads; 0 = all cores */
+    const char *device;    /* "cpu" or "cuda" */
+    double timeout_s;      /* per request; default 600 */
+} kf_oracle_opts;
+
+typedef struct kf_oracle_info {
+    char torch_version[64];
+    char blas[64];
+    char device[32];
+    int threads;
+    int compile_available;
+    int n_inputs, n_outputs, n_params;
+    kf_tdesc inputs[64];
+    kf_tdesc outputs[64];
+} kf_oracle_info;
+
+typedef struct kf_timing {
+    double *ms; int n;                  /* every timed run */
+    double median_ms, min_ms, max_ms;
+} kf_timing;
+
+int kf_oracle_start(const kf_oracle_opts *opts, kf_oracle **out, kf_err *err);
+void kf_oracle_stop(kf_oracle *o);  /* sends quit, waits briefly, then kills */
+int kf_oracle_alive(kf_oracle *o);
+/* Raw request: req and *resp are cJSON*; *resp is freed by the caller (cJSON_Delete). A reply
+ * with "ok":false becomes KF_E_ORACLE with "<error>: <message>". */
+int kf_oracle_request(kf_oracle *o, const void *req, void **resp, kf_err *err);
+int kf_oracle_hello(kf_oracle *o, kf_oracle_info *info, kf_err *err);
+int kf_oracle_load(kf_oracle *o, const char *problem_path, unsigned long long seed,
+                   kf_oracle_info *info, kf_err *err);
+int kf_oracle_graph(kf_oracle *o, kf_graph *g, char **params_file, kf_err *err);
+int kf_oracle_case(kf_oracle *o, unsigned long long seed, const char *dist, const char *file,
+                   kf_err *err);
+int kf_oracle_time(kf_oracle *o, const char *mode, unsigned long long seed, int runs, int warmup,
+                   long long flush_bytes, kf_timing *t, kf_err *err);
+void kf_timing_free(kf_timing *t);
+void kf_timing_summarize(kf_timing *t); /* fills median/min/max from ms[] */
+
+#endif

@@ -1,0 +1,30 @@
+import torch
+import torch.nn as nn
+
+BATCH = 4
+CHANNELS = 16
+DEPTH = 32
+HEIGHT = 48
+WIDTH = 48
+KERNEL_SIZE = 3
+STRIDE = 2
+PADDING = 1
+
+
+class Model(nn.Module):
+    """3D average pooling, 3x3x3 window, stride 2, padding 1."""
+
+    def __init__(self, kernel_size, stride, padding):
+        super().__init__()
+        self.pool = nn.AvgPool3d(kernel_size, stride=stride, padding=padding)
+
+    def forward(self, x):
+        return self.pool(x)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, CHANNELS, DEPTH, HEIGHT, WIDTH)]
+
+
+def get_init_inputs():
+    return [KERNEL_SIZE, STRIDE, PADDING]

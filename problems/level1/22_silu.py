@@ -1,0 +1,24 @@
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BATCH = 128
+DIM = 65536
+
+
+class Model(nn.Module):
+    """SiLU (swish) activation, x * sigmoid(x), elementwise."""
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return F.silu(x)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, DIM)]
+
+
+def get_init_inputs():
+    return []

@@ -16,6 +16,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOL_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/tool_*.c))
 
 all: $(BUILD)/kforge $(BUILD)/libkforge.a
 
@@ -34,7 +35,7 @@ $(BUILD)/tests/%: tests/%.c tests/kf_test.h $(BUILD)/libkforge.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libkforge.a $(LDLIBS)
 
-tests: $(TEST_BIN)
+tests: $(TEST_BIN) $(TOOL_BIN)
 
 test: all tests
 	BUILD=$(BUILD) bash tests/run_tests.sh

@@ -1,0 +1,217 @@
+/* kf_verify.c: kf_harness_verify, the verification protocol of DESIGN.md: several trials on
+ * fresh hidden seeds (the last ones redrawn from other distributions), each run in the worker
+ * on poisoned outputs, then guards, inputs, params and every output element checked against
+ * the PyTorch reference; also marks degenerate problems. */
+#include "harness/kf_session.h"
+#include "core/kf_str.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const kf_redraw_dists[3] = {"normal", "uniform", "heavy"};
+
+static const char *kf_trial_dist(int t, int trials) {
+    int n_redraw = trials - 2 < 3 ? trials - 2 : 3;
+    if (n_redraw < 0) n_redraw = 0;
+    int first = trials - n_redraw;
+    return t >= first ? kf_redraw_dists[(t - first) % 3] : "default";
+}
+
+static int kf_is_output_name(const char *name, int *k) {
+    char *end;
+    if (strncmp(name, "out.", 4) != 0) return 0;
+    long v = strtol(name + 4, &end, 10);
+    if (*end || end == name + 4) return 0;
+    *k = (int)v;
+    return 1;
+}
+
+static double kf_tol_for(double opt_tol, kf_dtype dt) {
+    if (!kf_dtype_is_float(dt)) return 0;
+    return opt_tol > 0 ? opt_tol : kf_default_tol(dt);
+}
+
+/* Reference bookkeeping: are all references zero so far; do trial 1's agree with trial 0's. */
+static void kf_note_refs(const kf_safetensors *cs, const kf_safetensors *first, int *allzero,
+                         int *same_as_first, const kf_harness_opts *opt) {
+    for (int i = 0; i < cs->n_tensors; i++) {
+        const kf_st_tensor *t = &cs->tensors[i];
+        int k;
+        if (!kf_is_output_name(t->name, &k)) continue;
+        long long n = kf_tdesc_numel(&t->desc);
+        for (long long j = 0; j < n && *allzero; j++)
+            if (kf_elem_get(t->data, t->desc.dtype, j) != 0.0) *allzero = 0;
+        if (!first) continue;
+        const kf_st_tensor *f = kf_st_find(first, t->name);
+        kf_mismatch m;
+        if (!f || f->desc.dtype != t->desc.dtype || f->nbytes != t->nbytes ||
+            kf_compare(t->data, f->data, t->desc.dtype, n, kf_tol_for(opt->atol, t->desc.dtype),
+                       kf_tol_for(opt->rtol, t->desc.dtype), &m))
+            *same_as_first = 0;
+    }
+}
+
+static void kf_report_mismatch(kf_result *r, int t, int trials, const char *dist, int k,
+                               const kf_pbuf *b, const kf_st_tensor *ref, const kf_mismatch *m) {
+    char mi[256];
+    kf_format_multi_index(&ref->desc, m->index, mi, sizeof mi);
+    long long n = kf_tdesc_numel(&ref->desc);
+    const char *hint = "";
+    if (isnan(m->got) && !isnan(m->expected))
+        hint = " (NaN where the reference has a number: the element was never written, or the "
+               "program computed a NaN)";
+    kf_result_set(r, KF_ST_MISMATCH,
+                  "mismatch on trial %d of %d (inputs from '%s'): output %d ('%s') element %lld "
+                  "%s: got %.9g, expected %.9g (allowed error %.3g)%s; %lld of %lld elements differ",
+                  t + 1, trials, dist, k, b->name, m->index, mi, m->got, m->expected, m->tol, hint,
+                  m->count, n);
+    r->trial = t;
+    r->output = k;
+    r->index = m->index;
+    r->got = m->got;
+    r->expected = m->expected;
+}
+
+/* Compares every output of the program with the case's references. 0 = all match. */
+static int kf_check_outputs(const kf_session *s, const kf_safetensors *cs, int t,
+                            const char *dist, kf_result *r) {
+    const kf_program *p = s->p;
+    int trials = s->opt.trials;
+    for (int i = 0; i < cs->n_tensors; i++) {
+        int k, found = 0;
+        if (!kf_is_output_name(cs->tensors[i].name, &k)) continue;
+        for (int j = 0; j < p->n_bufs; j++)
+            if (p->bufs[j].role == KF_BUF_OUTPUT && p->bufs[j].index == k) found = 1;
+        if (!found) {
+            kf_result_set(r, KF_ST_MISMATCH, "mismatch: the program has no buffer for output %d", k);
+            r->trial = t;
+            r->output = k;
+            return 1;
+        }
+    }
+    for (int j = 0; j < p->n_bufs; j++) {
+        const kf_pbuf *b = &p->bufs[j];
+        if (b->role != KF_BUF_OUTPUT) continue;
+        char name[32];
+        snprintf(name, sizeof name, "out.%d", b->index);
+        const kf_st_tensor *ref = kf_st_find(cs, name);
+        r->trial = t;
+        r->output = b->index;
+        if (!ref) {
+            kf_result_set(r, KF_ST_MISMATCH,
+                          "mismatch: output buffer '%s' claims output %d, which the module does "
+                          "not return", b->name, b->index);
+            return 1;
+        }
+        char d1[128], d2[128];
+        if (ref->desc.dtype != b->desc.dtype || ref->nbytes != b->nbytes) {
+            kf_result_set(r, KF_ST_MISMATCH,
+                          "mismatch: output %d is %s in the reference but buffer '%s' is %s",
+                          b->index, kf_tdesc_format(&ref->desc, d1, sizeof d1), b->name,
+                          kf_tdesc_format(&b->desc, d2, sizeof d2));
+            return 1;
+        }
+        kf_mismatch m;
+        kf_dtype dt = b->desc.dtype;
+        if (kf_compare(s->arena.slots[j].data, ref->data, dt, kf_tdesc_numel(&ref->desc),
+                       kf_tol_for(s->opt.atol, dt), kf_tol_for(s->opt.rtol, dt), &m)) {
+            kf_report_mismatch(r, t, trials, dist, b->index, b, ref, &m);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* One trial. Returns nonzero for a harness failure; *failed = 1 when the candidate failed. */
+static int kf_trial(kf_session *s, kf_oracle *o, int t, kf_safetensors *cs, int *cs_open,
+                    const kf_safetensors *first, int *allzero, int *same, kf_result *r,
+                    int *failed, kf_err *err) {
+    const char *dist = kf_trial_dist(t, s->opt.trials);
+    unsigned long long seed = kf_harness_trial_seed(s->hidden, t);
+    char *path = kf_session_case_path(s);
+    if (!path) return kf_fail(err, KF_E_NOMEM, "harness: out of memory");
+    int rc = kf_oracle_case(o, seed, dist, path, err);
+    if (!rc) rc = kf_st_open(path, cs, err);
+    unlink(path);
+    free(path);
+    if (rc) return kf_err_prefix(err, "harness: trial %d: reference case", t + 1);
+    *cs_open = 1;
+    kf_note_refs(cs, first, allzero, same, &s->opt);
+    kf_err e;
+    kf_err_clear(&e);
+    if (kf_arena_fill(&s->arena, cs, s->params_open ? &s->params : NULL, &e) != 0) {
+        kf_result_set(r, KF_ST_INVALID, "invalid program: %s", e.msg);
+        *failed = 1;
+        return 0;
+    }
+    kf_outcome oc = {KF_ST_VERIFIED, 0, NULL};
+    rc = kf_worker_run(&s->worker, &oc, err);
+    if (rc) {
+        kf_outcome_clear(&oc);
+        return rc;
+    }
+    r->trial = t;
+    if (oc.status != KF_ST_VERIFIED) {
+        kf_result_from_outcome(r, &oc);
+        kf_outcome_clear(&oc);
+        *failed = 1;
+        return 0;
+    }
+    int what = 0;
+    if (kf_arena_check(&s->arena, &what, &e) != 0) {
+        kf_result_set(r, what == 1 ? KF_ST_CRASHED : KF_ST_MISMATCH, "%s (trial %d of %d)", e.msg, t + 1,
+                      s->opt.trials);
+        *failed = 1;
+        return 0;
+    }
+    if (kf_check_outputs(s, cs, t, dist, r)) *failed = 1;
+    return 0;
+}
+
+int kf_harness_verify(kf_oracle *o, const kf_graph *g, const char *params_file,
+                      const kf_program *p, const kf_harness_opts *opt, kf_result *r, kf_err *err) {
+    memset(r, 0, sizeof *r);
+    r->trial = r->output = -1;
+    r->index = -1;
+    kf_session s;
+    int ready = 0;
+    int rc = kf_session_open(&s, g, params_file, p, opt, r, &ready, err);
+    if (rc || !ready) {
+        kf_session_close(&s);
+        return rc;
+    }
+    kf_safetensors first, cs;
+    int first_open = 0, allzero = 1, same = 1, failed = 0, seen = 0;
+    for (int t = 0; t < s.opt.trials && !failed && !rc; t++) {
+        int cs_open = 0;
+        rc = kf_trial(&s, o, t, &cs, &cs_open, first_open ? &first : NULL, &allzero, &same, r,
+                      &failed, err);
+        if (cs_open) seen = t + 1;
+        if (first_open && cs_open) {
+            kf_st_close(&first);
+            first_open = 0;
+        }
+        if (cs_open && t == 0) {
+            first = cs;
+            first_open = 1;
+        } else if (cs_open) {
+            kf_st_close(&cs);
+        }
+    }
+    if (first_open) kf_st_close(&first);
+    kf_session_close(&s);
+    if (rc) {
+        kf_result_set(r, KF_ST_ERROR, "%s", err->msg);
+        return rc;
+    }
+    r->degenerate = seen >= 1 && (allzero || (seen >= 2 && same));
+    if (!failed) {
+        r->trial = r->output = -1;
+        r->index = -1;
+        kf_result_set(r, KF_ST_VERIFIED, "verified on %d trials", s.opt.trials);
+    }
+    return 0;
+}

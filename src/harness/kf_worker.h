@@ -1,0 +1,71 @@
+/* kf_worker.h: the isolated worker process of the harness (private to src/harness). The
+ * parent forks a child that loads a built program with the target's ops, binds it to the
+ * arena's slots and serves RUN / TIME / QUIT over a socket pair. The parent waits with a
+ * wall-clock limit and watches the child's memory; a crash, a hang or a runaway allocation
+ * becomes an outcome (status + message), never a failure of the harness itself. */
+#ifndef KF_WORKER_H
+#define KF_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "harness/kf_arena.h"
+#include "harness/kf_harness.h"
+
+typedef struct kf_outcome {
+    kf_status status;   /* KF_ST_VERIFIED means "the request succeeded" */
+    int signal;         /* for KF_ST_CRASHED / KF_ST_OOM by signal */
+    char *message;      /* malloc'd, NULL when ok */
+} kf_outcome;
+
+void kf_outcome_clear(kf_outcome *oc);
+/* Sets status and a formatted message (replacing any earlier one). */
+void kf_outcome_set(kf_outcome *oc, kf_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+typedef struct kf_worker_limits {
+    double timeout_s;       /* per request (TIME n gets (n + 1) times this) */
+    long long mem_limit;    /* bytes the candidate may use beyond the worker's start */
+    long long flush_bytes;  /* size of the worker's cache-flush buffer */
+    int threads;            /* for the address-space slack of thread stacks and arenas */
+} kf_worker_limits;
+
+typedef struct kf_worker {
+    pid_t pid;              /* 0 when no child */
+    int sock;               /* parent end of the command/reply socket */
+    int out_fd;             /* read end of the child's stdout+stderr */
+    char tail[4096];        /* last bytes the child printed */
+    size_t tail_len;
+    long long rss_cap;      /* VmRSS above this -> oom */
+    long long as_limit;     /* RLIMIT_AS of the child */
+    long long peak_rss, peak_vm;
+    kf_worker_limits lim;
+} kf_worker;
+
+/* Forks the worker and waits for it to load and bind the program. Returns nonzero only for a
+ * harness failure (fork, socket); a candidate failure while loading is in oc->status. */
+int kf_worker_start(kf_worker *w, const kf_target_ops *t, const kf_program *p, const kf_build *b,
+                    const kf_build_opts *bo, const kf_arena *a, const kf_worker_limits *lim,
+                    kf_outcome *oc, kf_err *err);
+/* One run of the whole plan (upload every buffer, run, download every buffer). */
+int kf_worker_run(kf_worker *w, kf_outcome *oc, kf_err *err);
+/* n timed runs, each after a cache flush; ms[0..n-1]. */
+int kf_worker_time(kf_worker *w, int n, double *ms, kf_outcome *oc, kf_err *err);
+/* Asks the worker to quit, then kills its process group and reaps it. Safe to call twice. */
+void kf_worker_stop(kf_worker *w);
+
+/* "SIGSEGV", "SIGBUS", ... (or "signal N") */
+const char *kf_signal_name(int sig, char *buf, size_t n);
+
+/* The wire between parent and child: a fixed header, then len payload bytes. Commands carry
+ * n (TIME: number of runs); replies carry a kf_code and, on error, the message text, or on
+ * TIME success n doubles. The child's first reply (code only) says it loaded and bound. */
+enum { KF_WCMD_RUN = 1, KF_WCMD_TIME = 2, KF_WCMD_QUIT = 3 };
+typedef struct kf_wire { int32_t op_or_code; int32_t n_or_len; } kf_wire;
+
+/* Child side (kf_worker_child.c): never returns. */
+_Noreturn void kf_worker_child(int sock, int out_fd, pid_t parent, const kf_target_ops *t,
+                               const kf_program *p, const kf_build *b, const kf_build_opts *bo,
+                               const kf_arena *a, long long as_limit, long long flush_bytes);
+
+#endif

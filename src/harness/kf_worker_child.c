@@ -1,0 +1,147 @@
+/* kf_worker_child.c: the worker process's side. Runs in the forked child: detaches into its
+ * own process group, limits its address space, loads and binds the program with the target's
+ * ops, then serves RUN / TIME / QUIT commands from the parent until told to quit. */
+#include "harness/kf_worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct kf_flush_ctx {
+    unsigned char *buf;
+    size_t n;
+    unsigned char v;
+} kf_flush_ctx;
+
+static void kf_worker_flush(void *ctx) {
+    kf_flush_ctx *c = ctx;
+    if (!c->buf || !c->n) return;
+    c->v++;
+    memset(c->buf, c->v, c->n);
+    volatile unsigned char sink = c->buf[c->n / 2];
+    (void)sink;
+}
+
+static int kf_write_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int kf_read_all(int fd, void *buf, size_t n) {
+    char *p = buf;
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static void kf_reply(int sock, int code, const void *payload, size_t len) {
+    kf_wire h = {code, (int32_t)len};
+    if (kf_write_all(sock, &h, sizeof h) || (len && kf_write_all(sock, payload, len))) _exit(3);
+}
+
+static void kf_reply_err(int sock, const kf_err *e) {
+    int code = e->code ? e->code : KF_E_INTERNAL;
+    kf_reply(sock, code, e->msg, strlen(e->msg));
+}
+
+static void kf_child_setup_process(pid_t parent) {
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(4);
+    for (int s = 1; s < 32; s++)
+        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+/* stdin from /dev/null, stdout+stderr into the capture pipe, the socket on fd 3, all else closed. */
+static int kf_child_setup_fds(int sock, int out_fd) {
+    int s = fcntl(sock, F_DUPFD_CLOEXEC, 10);
+    int o = fcntl(out_fd, F_DUPFD_CLOEXEC, 10);
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (s < 0 || o < 0 || nul < 0) _exit(5);
+    if (dup2(nul, 0) < 0 || dup2(o, 1) < 0 || dup2(o, 2) < 0 || dup2(s, 3) < 0) _exit(5);
+    if (close_range(4, ~0U, 0) != 0) {
+        long maxfd = sysconf(_SC_OPEN_MAX);
+        if (maxfd < 0 || maxfd > 65536) maxfd = 65536;
+        for (int fd = 4; fd < maxfd; fd++) close(fd);
+    }
+    return 3;
+}
+
+_Noreturn void kf_worker_child(int sock, int out_fd, pid_t parent, const kf_target_ops *t,
+                               const kf_program *p, const kf_build *b, const kf_build_opts *bo,
+                               const kf_arena *a, long long as_limit, long long flush_bytes) {
+    kf_child_setup_process(parent);
+    sock = kf_child_setup_fds(sock, out_fd);
+    kf_err err;
+    kf_err_clear(&err);
+    if (as_limit > 0) {
+        struct rlimit rl = {(rlim_t)as_limit, (rlim_t)as_limit};
+        setrlimit(RLIMIT_AS, &rl);
+    }
+    kf_flush_ctx fc = {NULL, flush_bytes > 0 ? (size_t)flush_bytes : 0, 0};
+    if (fc.n && !(fc.buf = malloc(fc.n))) {
+        kf_fail(&err, KF_E_INTERNAL, "worker: cannot allocate the %zu-byte cache-flush buffer", fc.n);
+        kf_reply_err(sock, &err);
+        _exit(6);
+    }
+    void *rt = NULL;
+    if (t->open(p, b, bo, &rt, &err) != 0) {
+        kf_reply_err(sock, &err);
+        _exit(0);
+    }
+    if (t->bind(rt, a->slots, p->n_bufs, &err) != 0) {
+        kf_reply_err(sock, &err);
+        _exit(0);
+    }
+    kf_reply(sock, 0, NULL, 0);
+    for (;;) {
+        kf_wire cmd;
+        if (kf_read_all(sock, &cmd, sizeof cmd)) break;
+        if (cmd.op_or_code == KF_WCMD_QUIT) {
+            kf_reply(sock, 0, NULL, 0);
+            break;
+        }
+        int rc = 0;
+        for (int i = 0; i < p->n_bufs && !rc; i++) rc = t->upload(rt, i, &err);
+        if (cmd.op_or_code == KF_WCMD_RUN) {
+            if (!rc) rc = t->run(rt, &err);
+            for (int i = 0; i < p->n_bufs && !rc; i++) rc = t->download(rt, i, &err);
+            if (rc) kf_reply_err(sock, &err);
+            else kf_reply(sock, 0, NULL, 0);
+        } else if (cmd.op_or_code == KF_WCMD_TIME) {
+            int n = cmd.n_or_len;
+            double *ms = n > 0 ? calloc((size_t)n, sizeof *ms) : NULL;
+            if (n <= 0 || !ms) rc = kf_fail(&err, KF_E_INTERNAL, "worker: bad run count %d", n);
+            if (!rc) rc = t->time(rt, n, kf_worker_flush, &fc, ms, &err);
+            if (rc) kf_reply_err(sock, &err);
+            else kf_reply(sock, 0, ms, (size_t)n * sizeof *ms);
+            free(ms);
+        } else {
+            kf_fail(&err, KF_E_INTERNAL, "worker: unknown command %d", cmd.op_or_code);
+            kf_reply_err(sock, &err);
+        }
+    }
+    t->close(rt);
+    _exit(0);
+}

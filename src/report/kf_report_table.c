@@ -85,10 +85,12 @@ static void kf_table_summary(FILE *f, const kf_problem_row *rows, int n, int lev
     if (sm.review) fprintf(f, "; %d over %.0fx to review", sm.review, KF_REVIEW_SPEEDUP);
     fputc('\n', f);
     fprintf(f, "         geomean speedup ");
-    if (sm.n_eager) fprintf(f, "%.2fx vs eager (%d problems)", sm.geomean_eager, sm.n_eager);
+    if (sm.n_eager)
+        fprintf(f, "%.2fx vs eager (%d problem%s)", sm.geomean_eager, sm.n_eager, sm.n_eager == 1 ? "" : "s");
     else fprintf(f, "- vs eager (none verified with times)");
     if (sm.n_compile)
-        fprintf(f, ", %.2fx vs torch.compile (%d problems)\n", sm.geomean_compile, sm.n_compile);
+        fprintf(f, ", %.2fx vs torch.compile (%d problem%s)\n", sm.geomean_compile, sm.n_compile,
+                sm.n_compile == 1 ? "" : "s");
     else fprintf(f, ", torch.compile not measured\n");
 }
 

@@ -19,6 +19,7 @@
 #include "core/kf_dtype.h"
 #include "core/kf_err.h"
 #include "core/kf_str.h"
+#include "ir/kf_program.h"
 
 typedef enum { KIR_T_BOOL, KIR_T_I32, KIR_T_I64, KIR_T_F32, KIR_T_F64 } kir_type;
 
@@ -87,6 +88,10 @@ void kir_kernel_free(kir_kernel *k);
 int kir_add_buf(kir_kernel *k, const char *name, kf_dtype dtype, int writes); /* -> buf id */
 int kir_add_var(kir_kernel *k, const char *hint, kir_type type);              /* -> var id, unique name */
 kir_type kir_type_of_dtype(kf_dtype dt);  /* element type a load yields (bool/u8 -> I32 etc.) */
+const char *kir_type_name(kir_type t);     /* "f32", "i64", "bool", ... */
+/* NULL, or why k is incomplete: "out of memory" (builders then return NULL) or a misuse
+ * such as appending to a non-container; kir_render_c reports it (KF_E_NOMEM / KF_E_INVALID). */
+const char *kir_failure(const kir_kernel *k);
 
 /* Expressions (allocated in k's arena). Binary ops promote: any float -> the wider float,
  * else the wider int; comparisons yield BOOL. */
@@ -124,6 +129,8 @@ void kir_subst_var(kir_kernel *k, kir_stmt *s, int var, const kir_expr *e);
  * names sanitised to C identifiers. Float math stays float32 for F32 (expf, not exp). */
 int kir_render_c(kir_kernel *const *kernels, int n, kf_str *out, kf_err *err);
 /* The plan params for a KIR kernel: one KF_KP_PTR per buffer, in order (names = buffer names). */
+kf_kparam *kir_plan_params(const kir_kernel *k, int *n); /* malloc'd array (free it); names
+                                                          * point into k, copy before k is freed */
 
 /* Debug dump, one statement a line. */
 void kir_dump(const kir_kernel *k, kf_str *out);

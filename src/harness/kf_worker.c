@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -138,6 +139,10 @@ static void kf_classify_death(kf_worker *w, const char *what, kf_outcome *oc) {
         return;
     }
     st = kf_kill_reap(w, &maxrss);
+    if (w->note && w->note->sig) {
+        if (w->note->vm > w->peak_vm) w->peak_vm = w->note->vm;
+        if (w->note->rss > w->peak_rss) w->peak_rss = w->note->rss;
+    }
     int near = kf_near_limit(w, maxrss);
     long long peak = maxrss > w->peak_rss ? maxrss : w->peak_rss;
     char sig[32];
@@ -285,6 +290,9 @@ int kf_worker_start(kf_worker *w, const kf_target_ops *t, const kf_program *p, c
         close(sv[1]);
         return kf_fail(err, KF_E_IO, "worker: pipe: %s", strerror(errno));
     }
+    void *shared = mmap(NULL, KF_NOTE_BYTES + KF_ALTSTACK_BYTES, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    w->note = shared == MAP_FAILED ? NULL : shared;
     long long base_rss, base_vm;
     kf_proc_mem(0, &base_rss, &base_vm);
     long long flush = lim->flush_bytes > 0 ? lim->flush_bytes : 0;
@@ -299,12 +307,13 @@ int kf_worker_start(kf_worker *w, const kf_target_ops *t, const kf_program *p, c
     if (pid < 0) {
         int e = errno;
         close(sv[0]); close(sv[1]); close(op[0]); close(op[1]);
+        kf_worker_stop(w);
         return kf_fail(err, KF_E_IO, "worker: fork: %s", strerror(e));
     }
     if (pid == 0) {
         close(sv[0]);
         close(op[0]);
-        kf_worker_child(sv[1], op[1], parent, t, p, b, bo, a, w->as_limit, flush);
+        kf_worker_child(sv[1], op[1], parent, w->note, t, p, b, bo, a, w->as_limit, flush);
     }
     setpgid(pid, pid);
     close(sv[1]);
@@ -384,4 +393,6 @@ void kf_worker_stop(kf_worker *w) {
     if (w->sock >= 0) close(w->sock);
     if (w->out_fd >= 0) close(w->out_fd);
     w->sock = w->out_fd = -1;
+    if (w->note) munmap(w->note, KF_NOTE_BYTES + KF_ALTSTACK_BYTES);
+    w->note = NULL;
 }

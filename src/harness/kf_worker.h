@@ -30,6 +30,18 @@ typedef struct kf_worker_limits {
     int threads;            /* for the address-space slack of thread stacks and arenas */
 } kf_worker_limits;
 
+/* Written by the child when a fatal signal (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL) arrives:
+ * its memory at that moment, which the parent cannot read any more once the child is dead. It
+ * sits at the start of a shared region whose rest is the child's alternate signal stack. */
+typedef struct kf_death_note {
+    volatile long long vm;    /* VmSize at the signal, bytes */
+    volatile long long rss;   /* VmRSS at the signal, bytes */
+    volatile int sig;
+} kf_death_note;
+
+#define KF_NOTE_BYTES 4096
+#define KF_ALTSTACK_BYTES (64 * 1024)
+
 typedef struct kf_worker {
     pid_t pid;              /* 0 when no child */
     int sock;               /* parent end of the command/reply socket */
@@ -39,6 +51,7 @@ typedef struct kf_worker {
     long long rss_cap;      /* VmRSS above this -> oom */
     long long as_limit;     /* RLIMIT_AS of the child */
     long long peak_rss, peak_vm;
+    kf_death_note *note;    /* shared page the child's fatal-signal handler writes */
     kf_worker_limits lim;
 } kf_worker;
 
@@ -64,7 +77,8 @@ enum { KF_WCMD_RUN = 1, KF_WCMD_TIME = 2, KF_WCMD_QUIT = 3 };
 typedef struct kf_wire { int32_t op_or_code; int32_t n_or_len; } kf_wire;
 
 /* Child side (kf_worker_child.c): never returns. */
-_Noreturn void kf_worker_child(int sock, int out_fd, pid_t parent, const kf_target_ops *t,
+_Noreturn void kf_worker_child(int sock, int out_fd, pid_t parent, kf_death_note *note,
+                               const kf_target_ops *t,
                                const kf_program *p, const kf_build *b, const kf_build_opts *bo,
                                const kf_arena *a, long long as_limit, long long flush_bytes);
 

@@ -88,11 +88,69 @@ static int kf_child_setup_fds(int sock, int out_fd) {
     return 3;
 }
 
-_Noreturn void kf_worker_child(int sock, int out_fd, pid_t parent, const kf_target_ops *t,
+/* Parses "Name:   1234 kB" out of /proc/self/status text without stdio (signal-safe). */
+static long long kf_status_field(const char *buf, size_t n, const char *name) {
+    size_t ln = strlen(name);
+    for (size_t i = 0; i + ln < n; i++) {
+        if ((i == 0 || buf[i - 1] == '\n') && memcmp(buf + i, name, ln) == 0) {
+            size_t j = i + ln;
+            while (j < n && (buf[j] == ' ' || buf[j] == '\t')) j++;
+            long long v = 0;
+            while (j < n && buf[j] >= '0' && buf[j] <= '9') v = v * 10 + (buf[j++] - '0');
+            return v * 1024;
+        }
+    }
+    return 0;
+}
+
+/* Fatal-signal handler: records the memory in use into the death note (found just below the
+ * alternate stack), then dies of the same signal with the default action. */
+static void kf_fatal_handler(int sig) {
+    int saved = errno;
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) == 0 && ss.ss_sp) {
+        kf_death_note *note = (kf_death_note *)((char *)ss.ss_sp - KF_NOTE_BYTES);
+        char buf[4096];
+        int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t r = read(fd, buf, sizeof buf);
+            close(fd);
+            if (r > 0) {
+                note->vm = kf_status_field(buf, (size_t)r, "VmSize:");
+                note->rss = kf_status_field(buf, (size_t)r, "VmRSS:");
+            }
+        }
+        note->sig = sig;
+    }
+    signal(sig, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    sigprocmask(SIG_UNBLOCK, &one, NULL);
+    raise(sig);
+    errno = saved;
+}
+
+static void kf_child_fatal_handlers(kf_death_note *note) {
+    if (!note) return;
+    stack_t ss = {.ss_sp = (char *)note + KF_NOTE_BYTES, .ss_flags = 0, .ss_size = KF_ALTSTACK_BYTES};
+    if (sigaltstack(&ss, NULL) != 0) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = kf_fatal_handler;
+    sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+}
+
+_Noreturn void kf_worker_child(int sock, int out_fd, pid_t parent, kf_death_note *note,
+                               const kf_target_ops *t,
                                const kf_program *p, const kf_build *b, const kf_build_opts *bo,
                                const kf_arena *a, long long as_limit, long long flush_bytes) {
     kf_child_setup_process(parent);
     sock = kf_child_setup_fds(sock, out_fd);
+    kf_child_fatal_handlers(note);
     kf_err err;
     kf_err_clear(&err);
     if (as_limit > 0) {

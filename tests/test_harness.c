@@ -1,0 +1,437 @@
+/* test_harness.c: the harness end to end. First the isolated worker and the arena with a fake
+ * in-process target (crash, hang, runaway allocation, stray grandchild, guard overruns); then
+ * every hand-written program under tests/bad_programs through the real PyTorch oracle and the
+ * real CPU target, in one process, checking each status and that the harness keeps working. */
+#include "kf_test.h"
+#include "harness/kf_harness.h"
+#include "harness/kf_session.h"
+#include "harness/kf_worker.h"
+#include "ir/kf_program.h"
+#include "oracle/kf_oracle.h"
+#include "core/kf_str.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---------- a fake target: behaviour chosen by the program's agent name ---------- */
+
+#define FAKE_N 1000
+
+typedef struct fake_rt {
+    const kf_program *p;
+    const kf_slot *slots;
+    int n;
+} fake_rt;
+
+static int fake_available(kf_err *err) { return 0; }
+static int fake_build(const kf_program *p, const kf_build_opts *o, kf_build *b, kf_err *err) {
+    memset(b, 0, sizeof *b);
+    return 0;
+}
+static int fake_open(const kf_program *p, const kf_build *b, const kf_build_opts *o, void **rt,
+                     kf_err *err) {
+    if (!strcmp(p->agent, "open_fails")) return kf_fail(err, KF_E_COMPILE, "undefined symbol: k0");
+    fake_rt *r = calloc(1, sizeof *r);
+    r->p = p;
+    *rt = r;
+    return 0;
+}
+static int fake_bind(void *rt, const kf_slot *slots, int n, kf_err *err) {
+    fake_rt *r = rt;
+    r->slots = slots;
+    r->n = n;
+    return 0;
+}
+static int fake_noop(void *rt, int buf, kf_err *err) { return 0; }
+static int fake_run(void *rt, kf_err *err) {
+    fake_rt *r = rt;
+    const char *a = r->p->agent;
+    const float *x = (const float *)r->slots[0].data;
+    float *y = (float *)r->slots[1].data;
+    if (!strcmp(a, "segv")) {
+        volatile int *null = NULL;
+        *null = 1;
+    } else if (!strcmp(a, "hang")) {
+        for (;;) pause();
+    } else if (!strcmp(a, "alloc")) {
+        for (;;) {
+            char *m = malloc(64 << 20);
+            if (!m) abort();
+            memset(m, 1, 64 << 20);
+        }
+    } else if (!strcmp(a, "reserve")) { /* address space only: RSS stays small */
+        for (;;) {
+            char *m = malloc(64 << 20);
+            if (!m) abort();
+            m[0] = 1;
+        }
+    } else if (!strcmp(a, "reserve_segv")) {
+        for (;;) {
+            volatile char *m = malloc(64 << 20);
+            m[0] = 1; /* NULL once the address space is exhausted */
+        }
+    } else if (!strcmp(a, "exit")) {
+        fprintf(stderr, "candidate says goodbye\n");
+        exit(7);
+    } else if (!strcmp(a, "abort")) {
+        abort();
+    } else if (!strcmp(a, "error")) {
+        return kf_fail(err, KF_E_INVALID, "illegal address in kernel k0");
+    } else if (!strcmp(a, "grandchild")) {
+        pid_t g = fork();
+        if (g == 0) {
+            for (;;) pause();
+        }
+        memcpy(y, &g, sizeof g); /* tell the test which pid to look for */
+        for (;;) pause();
+    } else if (!strcmp(a, "oob_after")) {
+        y[FAKE_N + 3] = 1.0f;
+    } else if (!strcmp(a, "oob_before")) {
+        y[-2] = 1.0f;
+    } else if (!strcmp(a, "mod_input")) {
+        ((float *)r->slots[0].data)[5] = 42.0f;
+    }
+    for (int i = 0; i < FAKE_N; i++) y[i] = x[i] > 0 ? x[i] : 0;
+    return 0;
+}
+static int fake_time(void *rt, int n, void (*flush)(void *), void *ctx, double *ms, kf_err *err) {
+    for (int i = 0; i < n; i++) {
+        flush(ctx);
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (fake_run(rt, err)) return err->code;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        ms[i] = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) * 1e-6;
+    }
+    return 0;
+}
+static void fake_close(void *rt) { free(rt); }
+
+static const kf_target_ops fake_target = {
+    "fake", fake_available, fake_build, fake_open, fake_bind, fake_noop, fake_noop,
+    fake_run, fake_time, fake_close,
+};
+
+/* x (input 0) and y (output 0), f32[FAKE_N]. */
+static void fake_program(kf_program *p, kf_pbuf *bufs, const char *agent) {
+    memset(p, 0, sizeof *p);
+    memset(bufs, 0, 2 * sizeof *bufs);
+    const char *names[2] = {"x", "y"};
+    for (int i = 0; i < 2; i++) {
+        bufs[i].name = (char *)names[i];
+        bufs[i].role = i ? KF_BUF_OUTPUT : KF_BUF_INPUT;
+        bufs[i].index = 0;
+        bufs[i].desc.dtype = KF_F32;
+        bufs[i].desc.ndim = 1;
+        bufs[i].desc.shape[0] = FAKE_N;
+        bufs[i].desc.strides[0] = 1;
+        bufs[i].nbytes = FAKE_N * sizeof(float);
+    }
+    p->target = (char *)"fake";
+    p->agent = (char *)agent;
+    p->bufs = bufs;
+    p->n_bufs = 2;
+}
+
+/* Fills x with a signed ramp directly (no safetensors), poisons y. */
+static void fake_fill(kf_arena *a) {
+    kf_slot *x = &a->slots[0], *y = &a->slots[1];
+    memset(x->base, KF_GUARD_BYTE, KF_GUARD_BYTES);
+    memset(y->base, KF_GUARD_BYTE, KF_GUARD_BYTES);
+    memset(x->data + x->nbytes, KF_GUARD_BYTE, KF_GUARD_BYTES);
+    memset(y->data + y->nbytes, KF_GUARD_BYTE, KF_GUARD_BYTES);
+    float *xs = (float *)x->data;
+    for (int i = 0; i < FAKE_N; i++) xs[i] = (float)(i - FAKE_N / 2);
+    memset(y->data, KF_POISON_BYTE, y->nbytes);
+}
+
+typedef struct fake_case {
+    kf_program p;
+    kf_pbuf bufs[2];
+    kf_arena arena;
+    kf_worker w;
+    kf_outcome oc;
+    float *xcopy;
+} fake_case;
+
+static kf_worker_limits fake_limits(void) {
+    kf_worker_limits lim = {2.0, 256LL << 20, 1 << 20, 1};
+    return lim;
+}
+
+/* Starts a worker for a fake program; returns 0 and leaves it ready (or failed in oc). */
+static int fake_start(fake_case *c, const char *agent) {
+    memset(c, 0, sizeof *c);
+    fake_program(&c->p, c->bufs, agent);
+    kf_err err;
+    kf_err_clear(&err);
+    if (kf_arena_create(&c->arena, &c->p, &err)) return -1;
+    fake_fill(&c->arena);
+    c->xcopy = malloc(FAKE_N * sizeof(float));
+    memcpy(c->xcopy, c->arena.slots[0].data, FAKE_N * sizeof(float));
+    c->arena.written[0] = c->xcopy;
+    kf_build b = {0};
+    kf_build_opts bo = {0};
+    kf_worker_limits lim = fake_limits();
+    return kf_worker_start(&c->w, &fake_target, &c->p, &b, &bo, &c->arena, &lim, &c->oc, &err);
+}
+
+static void fake_end(fake_case *c) {
+    kf_worker_stop(&c->w);
+    kf_arena_destroy(&c->arena);
+    kf_outcome_clear(&c->oc);
+    free(c->xcopy);
+}
+
+static kf_status fake_run_status(const char *agent, fake_case *c) {
+    kf_err err;
+    kf_err_clear(&err);
+    if (fake_start(c, agent) != 0) return KF_ST_ERROR;
+    if (c->oc.status == KF_ST_VERIFIED && kf_worker_run(&c->w, &c->oc, &err) != 0)
+        return KF_ST_ERROR;
+    if (c->oc.status != KF_ST_VERIFIED)
+        fprintf(stderr, "    %s -> %s: %s\n", agent, kf_status_name(c->oc.status), c->oc.message);
+    return c->oc.status;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void test_status_names_and_defaults(void) {
+    KF_CHECK_STR(kf_status_name(KF_ST_VERIFIED), "verified");
+    KF_CHECK_STR(kf_status_name(KF_ST_COMPILE_ERROR), "compile_error");
+    KF_CHECK_STR(kf_status_name(KF_ST_OOM), "oom");
+    KF_CHECK_STR(kf_status_name(KF_ST_INVALID), "invalid");
+    for (int s = 0; s < KF_ST_COUNT; s++) KF_CHECK(strcmp(kf_status_name((kf_status)s), "unknown"));
+    kf_harness_opts o;
+    kf_harness_opts_default(&o, &fake_target);
+    KF_CHECK(o.target == &fake_target);
+    KF_CHECK_EQ_INT(o.trials, 5);
+    KF_CHECK_EQ_INT(o.warmup, 3);
+    KF_CHECK_EQ_INT(o.timed_runs, 20);
+    KF_CHECK_EQ_INT(o.rounds, 4);
+    KF_CHECK(o.run_timeout_s == 30);
+    KF_CHECK(o.build.threads >= 1);
+    long long llc = kf_harness_llc_bytes();
+    KF_CHECK(o.flush_bytes == (llc > 0 ? 2 * llc : 64LL << 20));
+    KF_CHECK(o.flush_bytes >= (1 << 20));
+    unsigned long long h1 = kf_harness_hidden_base(o.seed), h2 = kf_harness_hidden_base(o.seed);
+    KF_CHECK(h1 != h2); /* mixed with fresh randomness every time */
+    KF_CHECK(kf_harness_trial_seed(h1, 0) != kf_harness_trial_seed(h1, 1));
+    KF_CHECK(kf_harness_trial_seed(h1, 3) <= 0xFFFFFFFFULL);
+}
+
+static void test_compare(void) {
+    float ref[4] = {1.0f, NAN, INFINITY, -2.0f};
+    float got[4] = {1.00005f, NAN, INFINITY, -2.0f};
+    kf_mismatch m;
+    KF_CHECK_EQ_INT(kf_compare(got, ref, KF_F32, 4, 1e-4, 1e-4, &m), 0);
+    got[0] = 1.01f;
+    got[1] = 0.0f;
+    KF_CHECK_EQ_INT(kf_compare(got, ref, KF_F32, 4, 1e-4, 1e-4, &m), 1);
+    KF_CHECK_EQ_INT(m.index, 0);
+    KF_CHECK_EQ_INT(m.count, 2);
+    KF_CHECK_NEAR(m.got, 1.01, 1e-6);
+    got[0] = 1.0f;
+    got[1] = NAN;
+    got[2] = -INFINITY;
+    KF_CHECK_EQ_INT(kf_compare(got, ref, KF_F32, 4, 1e-4, 1e-4, &m), 1);
+    KF_CHECK_EQ_INT(m.index, 2);
+    got[2] = INFINITY;
+    got[3] = NAN;
+    KF_CHECK_EQ_INT(kf_compare(got, ref, KF_F32, 4, 1e-4, 1e-4, &m), 1);
+    KF_CHECK_EQ_INT(m.index, 3);
+    int64_t ia[3] = {1, 2, 3}, ib[3] = {1, 2, 4};
+    KF_CHECK_EQ_INT(kf_compare(ia, ib, KF_I64, 3, 1, 1, &m), 1); /* integers are exact */
+    KF_CHECK_EQ_INT(m.index, 2);
+    uint16_t h[2] = {0x3C00, 0xC000}; /* f16 1.0, -2.0 */
+    KF_CHECK_NEAR(kf_elem_get(h, KF_F16, 0), 1.0, 0);
+    KF_CHECK_NEAR(kf_elem_get(h, KF_F16, 1), -2.0, 0);
+    kf_tdesc d = {KF_F32, 3, {2, 3, 4}, {12, 4, 1}};
+    char buf[64];
+    KF_CHECK_STR(kf_format_multi_index(&d, 17, buf, sizeof buf), "[1, 1, 1]");
+    KF_CHECK_NEAR(kf_default_tol(KF_BF16), 1e-2, 0);
+}
+
+static void test_arena_layout_and_checks(void) {
+    kf_program p;
+    kf_pbuf bufs[2];
+    fake_program(&p, bufs, "ok");
+    kf_arena a;
+    kf_err err;
+    kf_err_clear(&err);
+    KF_CHECK_EQ_INT(kf_arena_create(&a, &p, &err), 0);
+    for (int i = 0; i < 2; i++) {
+        KF_CHECK(((uintptr_t)a.slots[i].data & 63) == 0);
+        KF_CHECK(a.slots[i].data == a.slots[i].base + KF_GUARD_BYTES);
+        KF_CHECK(a.slots[i].base[0] == KF_GUARD_BYTE);
+        KF_CHECK(a.slots[i].data[a.slots[i].nbytes + KF_GUARD_BYTES - 1] == KF_GUARD_BYTE);
+    }
+    KF_CHECK(a.slots[1].base >= a.slots[0].data + a.slots[0].nbytes + KF_GUARD_BYTES);
+    /* fill from a safetensors-like set: in.0 only */
+    static float xin[FAKE_N];
+    for (int i = 0; i < FAKE_N; i++) xin[i] = (float)i;
+    kf_st_tensor t = {(char *)"in.0", bufs[0].desc, xin, sizeof xin};
+    kf_safetensors st = {NULL, 0, &t, 1};
+    KF_CHECK_EQ_INT(kf_arena_fill(&a, &st, NULL, &err), 0);
+    KF_CHECK(!memcmp(a.slots[0].data, xin, sizeof xin));
+    KF_CHECK(a.slots[1].data[0] == KF_POISON_BYTE && a.slots[1].data[a.slots[1].nbytes - 1] == KF_POISON_BYTE);
+    int what = -1;
+    KF_CHECK_EQ_INT(kf_arena_check(&a, &what, &err), 0);
+    KF_CHECK_EQ_INT(what, 0);
+    a.slots[1].data[a.slots[1].nbytes + 5] = 0;
+    KF_CHECK(kf_arena_check(&a, &what, &err) != 0);
+    KF_CHECK_EQ_INT(what, 1);
+    KF_CHECK_MSG(strstr(err.msg, "guard bytes after buffer 'y'") && strstr(err.msg, "offset 4005"),
+                 "%s", err.msg);
+    KF_CHECK_EQ_INT(kf_arena_fill(&a, &st, NULL, &err), 0); /* guards rewritten */
+    a.slots[0].data[-1] = 0;
+    KF_CHECK(kf_arena_check(&a, &what, &err) != 0);
+    KF_CHECK_MSG(strstr(err.msg, "guard bytes before buffer 'x'") && strstr(err.msg, "offset -1"),
+                 "%s", err.msg);
+    KF_CHECK_EQ_INT(kf_arena_fill(&a, &st, NULL, &err), 0);
+    a.slots[0].data[100] ^= 1;
+    KF_CHECK(kf_arena_check(&a, &what, &err) != 0);
+    KF_CHECK_EQ_INT(what, 2);
+    KF_CHECK_MSG(strstr(err.msg, "input 'x' was modified") && strstr(err.msg, "offset 100"), "%s",
+                 err.msg);
+    /* wrong size and missing tensors are caught by name */
+    kf_st_tensor small = {(char *)"in.0", bufs[0].desc, xin, 8};
+    kf_safetensors st2 = {NULL, 0, &small, 1};
+    KF_CHECK(kf_arena_fill(&a, &st2, NULL, &err) != 0);
+    KF_CHECK_MSG(strstr(err.msg, "'x'"), "%s", err.msg);
+    kf_safetensors none = {NULL, 0, NULL, 0};
+    KF_CHECK(kf_arena_fill(&a, &none, NULL, &err) != 0);
+    KF_CHECK_MSG(strstr(err.msg, "in.0"), "%s", err.msg);
+    kf_arena_destroy(&a);
+}
+
+static void test_worker_ok_and_time(void) {
+    fake_case c;
+    kf_err err;
+    kf_err_clear(&err);
+    KF_CHECK_EQ_INT(fake_run_status("ok", &c), KF_ST_VERIFIED);
+    const float *y = (const float *)c.arena.slots[1].data;
+    KF_CHECK(y[0] == 0.0f && y[FAKE_N - 1] == (float)(FAKE_N - 1 - FAKE_N / 2));
+    int what;
+    KF_CHECK_EQ_INT(kf_arena_check(&c.arena, &what, &err), 0);
+    double ms[7] = {0};
+    KF_CHECK_EQ_INT(kf_worker_time(&c.w, 7, ms, &c.oc, &err), 0);
+    KF_CHECK_EQ_INT(c.oc.status, KF_ST_VERIFIED);
+    for (int i = 0; i < 7; i++) KF_CHECK(ms[i] > 0 && ms[i] < 1000);
+    KF_CHECK_EQ_INT(kf_worker_run(&c.w, &c.oc, &err), 0); /* still serving */
+    KF_CHECK_EQ_INT(c.oc.status, KF_ST_VERIFIED);
+    pid_t pid = c.w.pid;
+    fake_end(&c);
+    KF_CHECK(kill(pid, 0) != 0); /* reaped */
+}
+
+static void test_worker_failures(void) {
+    fake_case c;
+    double t0 = now_s();
+    KF_CHECK_EQ_INT(fake_run_status("segv", &c), KF_ST_CRASHED);
+    KF_CHECK_EQ_INT(c.oc.signal, SIGSEGV);
+    KF_CHECK_MSG(c.oc.message && strstr(c.oc.message, "SIGSEGV"), "%s", c.oc.message);
+    fake_end(&c);
+
+    KF_CHECK_EQ_INT(fake_run_status("abort", &c), KF_ST_CRASHED);
+    KF_CHECK_MSG(c.oc.message && strstr(c.oc.message, "SIGABRT"), "%s", c.oc.message);
+    fake_end(&c);
+
+    KF_CHECK_EQ_INT(fake_run_status("exit", &c), KF_ST_CRASHED);
+    KF_CHECK_MSG(c.oc.message && strstr(c.oc.message, "status 7") &&
+                 strstr(c.oc.message, "candidate says goodbye"), "%s", c.oc.message);
+    fake_end(&c);
+
+    KF_CHECK_EQ_INT(fake_run_status("error", &c), KF_ST_CRASHED);
+    KF_CHECK_MSG(c.oc.message && strstr(c.oc.message, "illegal address"), "%s", c.oc.message);
+    fake_end(&c);
+
+    KF_CHECK_EQ_INT(fake_run_status("open_fails", &c), KF_ST_COMPILE_ERROR);
+    KF_CHECK_MSG(c.oc.message && strstr(c.oc.message, "undefined symbol"), "%s", c.oc.message);
+    fake_end(&c);
+
+    double h0 = now_s();
+    KF_CHECK_EQ_INT(fake_run_status("hang", &c), KF_ST_TIMEOUT);
+    double took = now_s() - h0;
+    KF_CHECK_MSG(took >= 1.9 && took < 4.0, "timeout took %.2f s", took);
+    KF_CHECK_MSG(c.oc.message && strstr(c.oc.message, "timeout"), "%s", c.oc.message);
+    fake_end(&c);
+
+    KF_CHECK_EQ_INT(fake_run_status("alloc", &c), KF_ST_OOM);
+    KF_CHECK_MSG(c.oc.message && strstr(c.oc.message, "out of memory"), "%s", c.oc.message);
+    fake_end(&c);
+
+    KF_CHECK_EQ_INT(fake_run_status("reserve", &c), KF_ST_OOM);
+    KF_CHECK_MSG(c.oc.message && strstr(c.oc.message, "SIGABRT"), "%s", c.oc.message);
+    fake_end(&c);
+
+    KF_CHECK_EQ_INT(fake_run_status("reserve_segv", &c), KF_ST_OOM);
+    KF_CHECK_EQ_INT(c.oc.signal, SIGSEGV);
+    fake_end(&c);
+
+    KF_CHECK(now_s() - t0 < 20);
+}
+
+static int pid_alive(pid_t pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+static void test_worker_kills_grandchildren(void) {
+    fake_case c;
+    KF_CHECK_EQ_INT(fake_run_status("grandchild", &c), KF_ST_TIMEOUT);
+    pid_t g;
+    memcpy(&g, c.arena.slots[1].data, sizeof g);
+    KF_CHECK(g > 0);
+    for (int i = 0; i < 100 && g > 0 && pid_alive(g); i++) usleep(10000);
+    KF_CHECK_MSG(g > 0 && !pid_alive(g), "grandchild %d outlived the worker", (int)g);
+    fake_end(&c);
+}
+
+static void test_worker_guard_and_input_checks(void) {
+    fake_case c;
+    kf_err err;
+    kf_err_clear(&err);
+    int what;
+    const char *agents[3] = {"oob_after", "oob_before", "mod_input"};
+    const char *want[3] = {"guard bytes after buffer 'y'", "guard bytes before buffer 'y'",
+                           "input 'x' was modified"};
+    for (int i = 0; i < 3; i++) {
+        KF_CHECK_EQ_INT(fake_run_status(agents[i], &c), KF_ST_VERIFIED);
+        KF_CHECK(kf_arena_check(&c.arena, &what, &err) != 0);
+        KF_CHECK_EQ_INT(what, i == 2 ? 2 : 1);
+        KF_CHECK_MSG(strstr(err.msg, want[i]), "%s", err.msg);
+        fake_end(&c);
+    }
+}
+
+/* ---------- the real thing: bad programs through the oracle and the CPU target ---------- */
+
+int main(void) {
+    KF_RUN(test_status_names_and_defaults);
+    KF_RUN(test_compare);
+    KF_RUN(test_arena_layout_and_checks);
+    KF_RUN(test_worker_ok_and_time);
+    KF_RUN(test_worker_failures);
+    KF_RUN(test_worker_kills_grandchildren);
+    KF_RUN(test_worker_guard_and_input_checks);
+    return kf_test_report();
+}

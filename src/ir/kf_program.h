@@ -99,7 +99,16 @@ int kf_program_add_buf(kf_program *p, const char *name, kf_buf_role role, int in
                        const char *param, const kf_tdesc *desc);
 int kf_program_add_kernel(kf_program *p, const char *name, const kf_kparam *params, int n);
 int kf_program_add_source(kf_program *p, const char *file, const char *text);
-kf_step *kf_program_add_step(kf_program *p, kf_step_kind kind); /* zeroed, grid/block = 1 */
+/* zeroed, grid/block = 1; a gemm step also gets alpha = 1 and batch = 1. */
+kf_step *kf_program_add_step(kf_program *p, kf_step_kind kind);
 void kf_step_set_args(kf_step *s, const kf_karg *args, int n);
+
+/* Names as plan.json writes them: "input"/"param"/"output"/"scratch", "launch"/"gemm"/"copy"/
+ * "fill", "ptr"/"i32"/"i64"/"f32"; "?" for a value out of range. */
+const char *kf_buf_role_name(kf_buf_role r);
+const char *kf_step_kind_name(kf_step_kind k);
+const char *kf_kparam_kind_name(kf_kparam_kind k);
+/* 1 if file is a safe source path: relative, not empty, no ".." component, no "//". */
+int kf_program_source_name_ok(const char *file);
 
 #endif

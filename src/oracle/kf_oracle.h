@@ -23,7 +23,12 @@
  *      -> {"ok":true,"times_ms":[..N..]} or {"ok":false,"error":"unavailable",..} for compile
  *      where this torch has no torch.compile. Each timed run is preceded by a write of a
  *      flush_bytes buffer; device events on GPU, a monotonic clock on CPU.
- *  {"cmd":"quit"} -> {"ok":true}, then exits. */
+ *      Optional "precision":"strict"|"default" (default strict: TF32 off).
+ *  {"cmd":"quit"} -> {"ok":true}, then exits.
+ * Also: "graph" takes an optional "decompose":"default"|"none" (see kforge_oracle_capture.py);
+ * more error kinds: "not_loaded", "bad_problem", "device", "capture", "compile", "io",
+ * "internal". Timeouts kill the child (KF_E_TIMEOUT); a dead child gives KF_E_ORACLE
+ * "oracle exited (...): <last stderr lines>"; the oracle must then be started again. */
 #ifndef KF_ORACLE_H
 #define KF_ORACLE_H
 
@@ -70,8 +75,15 @@ int kf_oracle_load(kf_oracle *o, const char *problem_path, unsigned long long se
 int kf_oracle_graph(kf_oracle *o, kf_graph *g, char **params_file, kf_err *err);
 int kf_oracle_case(kf_oracle *o, unsigned long long seed, const char *dist, const char *file,
                    kf_err *err);
+/* Times in strict precision (TF32 off). Returns KF_E_UNAVAILABLE for mode "compile" where this
+ * torch has no torch.compile, KF_E_ORACLE for other failures ("<kind>: <message>"). */
 int kf_oracle_time(kf_oracle *o, const char *mode, unsigned long long seed, int runs, int warmup,
                    long long flush_bytes, kf_timing *t, kf_err *err);
+/* The same with precision "strict" (TF32 off) or "default" (torch's own TF32 defaults, as the
+ * oracle found them at start), the request's optional "precision" field. */
+int kf_oracle_time_precision(kf_oracle *o, const char *mode, const char *precision,
+                             unsigned long long seed, int runs, int warmup,
+                             long long flush_bytes, kf_timing *t, kf_err *err);
 void kf_timing_free(kf_timing *t);
 void kf_timing_summarize(kf_timing *t); /* fills median/min/max from ms[] */
 

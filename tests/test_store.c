@@ -358,6 +358,61 @@ static void test_killed_mid_problem(void) {
     free(path);
 }
 
+/* Several processes writing one store at once (one per device, DESIGN.md "Scale"). */
+static void test_concurrent_writers(void) {
+    char *path = tmp_path("shared.db");
+    enum { WORKERS = 3, PROBLEMS = 20 };
+    fflush(NULL);
+    pid_t pids[WORKERS];
+    for (int w = 0; w < WORKERS; w++) {
+        pids[w] = fork();
+        if (pids[w] != 0) continue;
+        kf_store *c = NULL;
+        kf_err cerr = {0};
+        if (kf_store_open(path, &c, &cerr)) {
+            fprintf(stderr, "worker open: %s\n", cerr.msg);
+            _exit(10);
+        }
+        kf_run_info ri = run_info("cpu", "naive");
+        int64_t run = 0;
+        if (kf_store_begin_run(c, &ri, &run, &cerr)) _exit(11);
+        kf_result ok = result(KF_ST_VERIFIED, 1.0);
+        for (int i = 0; i < PROBLEMS; i++) {
+            char p[64];
+            snprintf(p, sizeof p, "level1/%d_P.py", i);
+            int64_t a = 0;
+            if (kf_store_begin_problem(c, run, p, &cerr)) _exit(12);
+            if (kf_store_add_attempt(c, run, p, "naive", 1, NULL, &ok, &a, &cerr)) _exit(13);
+            kf_problem_row row = outcome(p, 1, a, "naive");
+            if (kf_store_finish_problem(c, run, &row, &cerr)) _exit(14);
+        }
+        kf_store_close(c);
+        _exit(0);
+    }
+    for (int w = 0; w < WORKERS; w++) {
+        int st = 0;
+        waitpid(pids[w], &st, 0);
+        KF_CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker %d status %d", w, st);
+    }
+    kf_store *s = NULL;
+    kf_err err = {0};
+    KF_CHECK_EQ_INT(kf_store_open(path, &s, &err), 0);
+    if (!s) KF_SKIP("open failed: %s", err.msg);
+    int total = 0;
+    for (int64_t run = 1; run <= WORKERS; run++) {
+        kf_problem_row *rows = NULL;
+        int n = 0;
+        KF_CHECK_EQ_INT(kf_store_list_problems(s, run, &rows, &n, &err), 0);
+        KF_CHECK_EQ_INT(n, PROBLEMS);
+        total += n;
+        kf_problem_rows_free(rows, n);
+    }
+    KF_CHECK_EQ_INT(total, WORKERS * PROBLEMS);
+    KF_CHECK_EQ_INT(count_attempts(path), WORKERS * PROBLEMS);
+    kf_store_close(s);
+    free(path);
+}
+
 static int exec_sql(const char *path, const char *sql) {
     sqlite3 *db = NULL;
     int rc = sqlite3_open(path, &db);
@@ -432,6 +487,7 @@ int main(void) {
     KF_RUN(test_round_trip);
     KF_RUN(test_latest_winner_and_ambiguity);
     KF_RUN(test_killed_mid_problem);
+    KF_RUN(test_concurrent_writers);
     KF_RUN(test_schema_version);
     KF_RUN(test_status_names);
     cleanup();

@@ -76,6 +76,20 @@ static int kf_store_check_schema(kf_store *s, kf_err *err) {
     return 0;
 }
 
+/* Switching a new file to WAL needs an exclusive lock, and SQLite answers "busy" at once
+ * (without the busy handler) when another process is doing the same: retry for a while. */
+static int kf_store_set_wal(kf_store *s, kf_err *err) {
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    for (int waited_ms = 0;; waited_ms += 10) {
+        int rc = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) return 0;
+        int base = rc & 0xff;
+        if ((base != SQLITE_BUSY && base != SQLITE_LOCKED) || waited_ms >= KF_STORE_BUSY_MS)
+            return kf_store_fail(s, err, "setting WAL mode");
+        nanosleep(&pause, NULL);
+    }
+}
+
 int kf_store_open(const char *path, kf_store **out, kf_err *err) {
     *out = NULL;
     if (!path || !*path) return kf_fail(err, KF_E_INVALID, "store: no path given");
@@ -91,7 +105,7 @@ int kf_store_open(const char *path, kf_store **out, kf_err *err) {
     sqlite3_busy_timeout(s->db, KF_STORE_BUSY_MS);
     int rc = kf_store_exec(s, "PRAGMA foreign_keys = ON", err);
     /* WAL lets readers (a report) run beside a writer; ":memory:" stays in memory mode. */
-    if (!rc) rc = kf_store_exec(s, "PRAGMA journal_mode = WAL", err);
+    if (!rc) rc = kf_store_set_wal(s, err);
     if (!rc) rc = kf_store_exec(s, "PRAGMA synchronous = NORMAL", err);
     if (!rc) rc = kf_store_tx_begin(s, err);
     if (!rc) {

@@ -2,7 +2,9 @@
  * transactions, and NULL-aware binding of values. */
 #include "store/kf_store_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/kf_str.h"
 
@@ -28,7 +30,11 @@ int kf_store_prepare(kf_store *s, const char *sql, sqlite3_stmt **st, kf_err *er
 }
 
 int kf_store_exec(kf_store *s, const char *sql, kf_err *err) {
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return kf_store_fail(s, err, "exec");
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        char what[64];
+        snprintf(what, sizeof what, "%.48s%s", sql, strlen(sql) > 48 ? "..." : "");
+        return kf_store_fail(s, err, what);
+    }
     return 0;
 }
 

@@ -196,6 +196,20 @@ static void test_round_trip(void) {
             KF_CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(s0, "text")), src[0].text);
         }
         cJSON_Delete(srcs);
+        if (q == 0) {
+            kf_program back_prog;
+            int prc = kf_winner_program(&w, &back_prog, &err);
+            KF_CHECK_MSG(prc == 0, "%s", err.msg);
+            if (!prc) {
+                KF_CHECK_EQ_INT(back_prog.n_sources, 2);
+                KF_CHECK_STR(back_prog.target, "cpu");
+                if (back_prog.n_sources == 2) {
+                    KF_CHECK_STR(back_prog.sources[1].file, "extra.c");
+                    KF_CHECK_STR(back_prog.sources[1].text, src[1].text);
+                }
+                kf_program_free(&back_prog);
+            }
+        }
         kf_winner_free(&w);
     }
     kf_winner w;

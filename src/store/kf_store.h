@@ -113,6 +113,9 @@ typedef struct kf_winner {
 int kf_store_winner(kf_store *s, const char *problem, const char *target, kf_winner *out,
                     kf_err *err);
 void kf_winner_free(kf_winner *w);
+/* The winner as a kernel program (plan with its stored sources inline), for `kforge export`
+ * and re-verification. p is filled (kf_program_free) on success. */
+int kf_winner_program(const kf_winner *w, kf_program *p, kf_err *err);
 
 /* Per-agent statistics over the finished problems of a run (correctness by attempt). */
 typedef struct kf_agent_stats {

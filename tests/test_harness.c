@@ -425,6 +425,328 @@ static void test_worker_guard_and_input_checks(void) {
 
 /* ---------- the real thing: bad programs through the oracle and the CPU target ---------- */
 
+/* The shared oracle with tests/problems/relu.py loaded (NULL when torch is missing). */
+static kf_oracle *oracle;
+static kf_graph relu_graph;
+static char *relu_params;
+static char tmpdir[256];
+static char workdir[320], cachedir[320];
+static int test_threads = 2;
+
+static kf_harness_opts real_opts(void) {
+    kf_harness_opts o;
+    kf_harness_opts_default(&o, kf_target_cpu());
+    o.build.threads = test_threads;
+    o.build.cache_dir = cachedir;
+    o.run_timeout_s = 3;
+    o.mem_limit = 512LL << 20;
+    o.flush_bytes = 4LL << 20;
+    o.workdir = workdir;
+    return o;
+}
+
+static int load_bad(const char *name, kf_program *p) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/bad_programs/%s", name);
+    kf_err err;
+    kf_err_clear(&err);
+    int rc = kf_program_load(dir, p, &err);
+    KF_CHECK_MSG(rc == 0, "loading %s: %s", dir, err.msg);
+    return rc;
+}
+
+/* Verifies tests/bad_programs/<name> on relu.py; returns its status (KF_ST_COUNT if not run). */
+static kf_status verify_bad(const char *name, kf_result *r) {
+    memset(r, 0, sizeof *r);
+    kf_program p;
+    if (load_bad(name, &p)) return KF_ST_COUNT;
+    kf_harness_opts o = real_opts();
+    kf_err err;
+    kf_err_clear(&err);
+    double t0 = now_s();
+    int rc = kf_harness_verify(oracle, &relu_graph, relu_params, &p, &o, r, &err);
+    fprintf(stderr, "    %s -> %s in %.2f s: %s\n", name, kf_status_name(r->status), now_s() - t0,
+            r->message ? r->message : "(no message)");
+    KF_CHECK_MSG(rc == 0, "%s: harness error: %s", name, err.msg);
+    kf_program_free(&p);
+    return r->status;
+}
+
+static int has(const kf_result *r, const char *part) {
+    return r->message && strstr(r->message, part) != NULL;
+}
+
+static void test_real_good(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("good", &r), KF_ST_VERIFIED);
+    KF_CHECK_EQ_INT(r.degenerate, 0);
+    KF_CHECK(r.build_s > 0);
+    kf_result_free(&r);
+}
+
+static void test_real_writes_nothing(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("writes_nothing", &r), KF_ST_MISMATCH);
+    KF_CHECK_EQ_INT(r.trial, 0);
+    KF_CHECK_EQ_INT(r.output, 0);
+    KF_CHECK_EQ_INT(r.index, 0);
+    KF_CHECK(isnan(r.got) && !isnan(r.expected));
+    KF_CHECK_MSG(has(&r, "never written") && has(&r, "128 of 128 elements differ"), "%s", r.message);
+    kf_result_free(&r);
+}
+
+static void test_real_out_of_bounds(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("out_of_bounds", &r), KF_ST_CRASHED);
+    KF_CHECK_MSG(has(&r, "out-of-bounds write: guard bytes after buffer 'y'") &&
+                 has(&r, "offset 512"), "%s", r.message);
+    kf_result_free(&r);
+}
+
+static void test_real_modifies_input(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("modifies_input", &r), KF_ST_MISMATCH);
+    KF_CHECK_MSG(has(&r, "input 'x' was modified"), "%s", r.message);
+    kf_result_free(&r);
+}
+
+static void test_real_returns_nan(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("returns_nan", &r), KF_ST_MISMATCH);
+    KF_CHECK_EQ_INT(r.index, 37);
+    KF_CHECK(isnan(r.got));
+    KF_CHECK_MSG(has(&r, "[1, 5]") && has(&r, "1 of 128 elements differ"), "%s", r.message);
+    kf_result_free(&r);
+}
+
+static void test_real_constant_output(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("constant_output", &r), KF_ST_MISMATCH);
+    KF_CHECK_EQ_INT(r.trial, 1); /* right on the first trial, caught on the second */
+    KF_CHECK_MSG(has(&r, "trial 2 of 5"), "%s", r.message);
+    kf_result_free(&r);
+}
+
+static void test_real_identity_caught_by_redraw(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    /* relu.py draws torch.rand (non-negative): identity passes those trials, not the redraws. */
+    KF_CHECK_EQ_INT(verify_bad("identity", &r), KF_ST_MISMATCH);
+    KF_CHECK(r.trial >= 2);
+    KF_CHECK_MSG(has(&r, "'normal'"), "%s", r.message);
+    KF_CHECK(r.got < 0 && r.expected == 0);
+    kf_result_free(&r);
+}
+
+static void test_real_segfault(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("segfault", &r), KF_ST_CRASHED);
+    KF_CHECK_EQ_INT(r.signal, SIGSEGV);
+    KF_CHECK_MSG(has(&r, "SIGSEGV"), "%s", r.message);
+    kf_result_free(&r);
+}
+
+static void test_real_never_returns(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    double t0 = now_s();
+    KF_CHECK_EQ_INT(verify_bad("never_returns", &r), KF_ST_TIMEOUT);
+    KF_CHECK(now_s() - t0 < 15);
+    KF_CHECK_MSG(has(&r, "within 3 s"), "%s", r.message);
+    kf_result_free(&r);
+}
+
+static void test_real_allocates_without_bound(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("allocates_without_bound", &r), KF_ST_OOM);
+    KF_CHECK_MSG(has(&r, "out of memory"), "%s", r.message);
+    kf_result_free(&r);
+}
+
+static void test_real_does_not_compile(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("does_not_compile", &r), KF_ST_COMPILE_ERROR);
+    KF_CHECK_MSG(has(&r, "kernels.c") && has(&r, "error") && has(&r, "undeclared_thing"), "%s",
+                 r.message);
+    kf_result_free(&r);
+}
+
+static void test_real_missing_buffer(void) {
+    if (!oracle) KF_SKIP("no torch");
+    /* The loader refuses the plan and names the buffer. */
+    kf_program p;
+    kf_err err;
+    kf_err_clear(&err);
+    KF_CHECK(kf_program_load("tests/bad_programs/missing_buffer", &p, &err) != 0);
+    KF_CHECK_MSG(strstr(err.msg, "'z'"), "%s", err.msg);
+    /* A program built in memory with a dangling buffer reference: invalid before compiling. */
+    if (load_bad("good", &p)) return;
+    p.steps[0].args[1].buf = 7;
+    kf_harness_opts o = real_opts();
+    kf_result r;
+    KF_CHECK_EQ_INT(kf_harness_verify(oracle, &relu_graph, relu_params, &p, &o, &r, &err), 0);
+    KF_CHECK_EQ_INT(r.status, KF_ST_INVALID);
+    KF_CHECK(r.build_s == 0); /* never reached the compiler */
+    fprintf(stderr, "    dangling buffer -> %s: %s\n", kf_status_name(r.status), r.message);
+    kf_result_free(&r);
+    /* The wrong shape for the problem's output: invalid too. */
+    p.steps[0].args[1].buf = 1;
+    p.bufs[1].desc.shape[1] = 31;
+    p.bufs[1].nbytes = 4 * 31 * sizeof(float);
+    KF_CHECK_EQ_INT(kf_harness_verify(oracle, &relu_graph, relu_params, &p, &o, &r, &err), 0);
+    KF_CHECK_EQ_INT(r.status, KF_ST_INVALID);
+    fprintf(stderr, "    wrong shape -> %s: %s\n", kf_status_name(r.status), r.message);
+    kf_result_free(&r);
+    kf_program_free(&p);
+}
+
+static void test_real_good_again_and_time(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("good", &r), KF_ST_VERIFIED);
+    kf_program p;
+    if (load_bad("good", &p)) return;
+    kf_harness_opts o = real_opts();
+    kf_err err;
+    kf_err_clear(&err);
+    double t0 = now_s();
+    int rc = kf_harness_time(oracle, &relu_graph, relu_params, &p, &o, 1, 1, &r, &err);
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    fprintf(stderr, "    time in %.2f s: candidate %.4f ms [%.4f, %.4f], eager %.4f ms, compile %.4f ms\n",
+            now_s() - t0, r.ms, r.min_ms, r.max_ms, r.eager_ms, r.compile_ms);
+    KF_CHECK_EQ_INT(r.status, KF_ST_VERIFIED);
+    KF_CHECK(r.ms > 0 && r.eager_ms > 0);
+    KF_CHECK(r.min_ms <= r.ms && r.ms <= r.max_ms);
+    KF_CHECK(r.compile_ms != 0); /* measured, or -1 where this torch has no torch.compile */
+    kf_result_free(&r);
+    kf_program_free(&p);
+}
+
+/* A module whose output ignores its input (tests/problems/constant_output.py: w * 2 + 0 * sum(x))
+ * is marked degenerate; the program reads the param w, so params travel too, and a program that
+ * writes to its param is caught. */
+static void test_real_degenerate_and_params(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_oracle_info info;
+    kf_err err;
+    kf_err_clear(&err);
+    int rc = kf_oracle_load(oracle, "tests/problems/constant_output.py", 7, &info, &err);
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    kf_graph g;
+    char *params = NULL;
+    if (rc || kf_oracle_graph(oracle, &g, &params, &err) != 0) {
+        KF_CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    KF_CHECK_EQ_INT(g.n_params, 1);
+    if (g.n_params != 1) return;
+    const kf_value *wv = &g.values[g.params[0]];
+    const kf_value *xv = &g.values[g.inputs[0]];
+    const kf_value *yv = &g.values[g.outputs[0]];
+    for (int variant = 0; variant < 2; variant++) {
+        kf_program p;
+        memset(&p, 0, sizeof p);
+        p.target = kf_strdup("cpu");
+        p.agent = kf_strdup("test");
+        kf_program_add_buf(&p, "x", KF_BUF_INPUT, 0, NULL, &xv->desc);
+        kf_program_add_buf(&p, "w", KF_BUF_PARAM, -1, wv->name, &wv->desc);
+        kf_program_add_buf(&p, "y", KF_BUF_OUTPUT, 0, NULL, &yv->desc);
+        kf_kparam kp[3] = {{(char *)"w", KF_KP_PTR}, {(char *)"y", KF_KP_PTR}, {(char *)"n", KF_KP_I64}};
+        kf_program_add_kernel(&p, "twice", kp, 3);
+        kf_program_add_source(&p, "kernels.c",
+                              variant == 0
+                                  ? "#include <stdint.h>\n"
+                                    "void twice(const float *w, float *y, int64_t n) {\n"
+                                    "    for (int64_t i = 0; i < n; i++) y[i] = w[i] * 2.0f;\n}\n"
+                                  : "#include <stdint.h>\n"
+                                    "void twice(float *w, float *y, int64_t n) {\n"
+                                    "    for (int64_t i = 0; i < n; i++) { y[i] = w[i] * 2.0f; w[i] = 0; }\n}\n");
+        kf_step *s = kf_program_add_step(&p, KF_STEP_LAUNCH);
+        kf_karg args[3] = {{KF_KP_PTR, 1, 0, 0}, {KF_KP_PTR, 2, 0, 0},
+                           {KF_KP_I64, -1, kf_tdesc_numel(&yv->desc), 0}};
+        kf_step_set_args(s, args, 3);
+        kf_harness_opts o = real_opts();
+        kf_result r;
+        rc = kf_harness_verify(oracle, &g, params, &p, &o, &r, &err);
+        KF_CHECK_MSG(rc == 0, "%s", err.msg);
+        fprintf(stderr, "    constant_output variant %d -> %s (degenerate %d): %s\n", variant,
+                kf_status_name(r.status), r.degenerate, r.message);
+        if (variant == 0) {
+            KF_CHECK_EQ_INT(r.status, KF_ST_VERIFIED);
+            KF_CHECK_EQ_INT(r.degenerate, 1);
+        } else {
+            KF_CHECK_EQ_INT(r.status, KF_ST_MISMATCH);
+            KF_CHECK_MSG(has(&r, "param 'w' was modified"), "%s", r.message);
+        }
+        kf_result_free(&r);
+        kf_program_free(&p);
+    }
+    kf_graph_free(&g);
+    free(params);
+    /* Back to relu.py for whatever runs next. */
+    kf_oracle_load(oracle, "tests/problems/relu.py", 1, &info, &err);
+}
+
+static int torch_importable(void) {
+    return system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+}
+
+static void real_setup(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/kf-test-harness-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return;
+    }
+    snprintf(workdir, sizeof workdir, "%s/work", tmpdir);
+    snprintf(cachedir, sizeof cachedir, "%s/cache", tmpdir);
+    if (!torch_importable()) {
+        fprintf(stderr, "SKIP oracle cases: /usr/bin/python3 cannot import torch\n");
+        return;
+    }
+    kf_oracle_opts opts = {.python = "/usr/bin/python3", .workdir = workdir,
+                           .threads = test_threads, .device = "cpu", .timeout_s = 300};
+    if (access("python/kforge_oracle.py", R_OK) == 0) opts.script = "python/kforge_oracle.py";
+    kf_err err;
+    kf_err_clear(&err);
+    kf_oracle_info info;
+    if (kf_oracle_start(&opts, &oracle, &err) != 0) {
+        fprintf(stderr, "SKIP oracle cases: cannot start the oracle: %s\n", err.msg);
+        oracle = NULL;
+        return;
+    }
+    if (kf_oracle_load(oracle, "tests/problems/relu.py", 1, &info, &err) != 0 ||
+        kf_oracle_graph(oracle, &relu_graph, &relu_params, &err) != 0) {
+        fprintf(stderr, "oracle cannot load tests/problems/relu.py: %s\n", err.msg);
+        kf_oracle_stop(oracle);
+        oracle = NULL;
+        kf_test_failed_cases++; /* torch is there, so this is a failure, not a skip */
+        return;
+    }
+    fprintf(stderr, "oracle: torch %s, %d threads\n", info.torch_version, info.threads);
+}
+
+static void real_teardown(void) {
+    if (oracle) {
+        kf_oracle_stop(oracle);
+        kf_graph_free(&relu_graph);
+        free(relu_params);
+    }
+    if (tmpdir[0]) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+}
+
 int main(void) {
     KF_RUN(test_status_names_and_defaults);
     KF_RUN(test_compare);
@@ -433,5 +755,21 @@ int main(void) {
     KF_RUN(test_worker_failures);
     KF_RUN(test_worker_kills_grandchildren);
     KF_RUN(test_worker_guard_and_input_checks);
+    real_setup();
+    KF_RUN(test_real_good);
+    KF_RUN(test_real_writes_nothing);
+    KF_RUN(test_real_out_of_bounds);
+    KF_RUN(test_real_modifies_input);
+    KF_RUN(test_real_returns_nan);
+    KF_RUN(test_real_constant_output);
+    KF_RUN(test_real_identity_caught_by_redraw);
+    KF_RUN(test_real_segfault);
+    KF_RUN(test_real_never_returns);
+    KF_RUN(test_real_allocates_without_bound);
+    KF_RUN(test_real_does_not_compile);
+    KF_RUN(test_real_missing_buffer);
+    KF_RUN(test_real_degenerate_and_params);
+    KF_RUN(test_real_good_again_and_time);
+    real_teardown();
     return kf_test_report();
 }

@@ -49,7 +49,7 @@ static int kf_time_baseline(kf_oracle *o, const char *mode, unsigned long long s
     memset(&tm, 0, sizeof tm);
     int rc = kf_oracle_time(o, mode, seed, runs, warmup, flush, &tm, err);
     if (rc) {
-        if (strncmp(err->msg, "unavailable", 11) == 0) {
+        if (rc == KF_E_UNAVAILABLE || strncmp(err->msg, "unavailable", 11) == 0) {
             *unavailable = 1;
             kf_err_clear(err);
             return 0;

@@ -111,7 +111,10 @@ static void test_json(void) {
     kf_problem_row rows[8];
     int n = sample_rows(rows);
     kf_run_info meta = sample_meta();
-    char dir[] = "/tmp/kf_test_report_XXXXXX";
+    char dir[64];
+    int at = snprintf(dir, sizeof dir, "/tmp/kf_test_report_");
+    memset(dir + at, 'X', 6);   /* mkdtemp replaces these six characters */
+    dir[at + 6] = '\0';
     KF_CHECK(mkdtemp(dir) != NULL);
     char *path = kf_asprintf("%s/report.json", dir);
     kf_err err = {0};

@@ -17,7 +17,10 @@ static char kf_tmpdir[256];
 
 static char *tmp_path(const char *name) {
     if (!kf_tmpdir[0]) {
-        snprintf(kf_tmpdir, sizeof kf_tmpdir, "/tmp/kf_test_store_XXXXXX");
+        /* mkdtemp's template: the prefix, then six 'X' that it replaces. */
+        int at = snprintf(kf_tmpdir, sizeof kf_tmpdir, "/tmp/kf_test_store_");
+        memset(kf_tmpdir + at, 'X', 6);
+        kf_tmpdir[at + 6] = '\0';
         if (!mkdtemp(kf_tmpdir)) return NULL;
     }
     return kf_asprintf("%s/%s", kf_tmpdir, name);

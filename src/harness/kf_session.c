@@ -113,6 +113,8 @@ int kf_session_open(kf_session *s, const kf_graph *g, const char *params_file,
                           rc == KF_E_TIMEOUT ? " (the compiler timed out)" : "", log);
         } else if (rc == KF_E_UNSUPPORTED) {
             kf_result_set(r, KF_ST_UNSUPPORTED, "unsupported: %s", e.msg);
+        } else if (rc == KF_E_INVALID || rc == KF_E_FORMAT) {
+            kf_result_set(r, KF_ST_INVALID, "invalid program: %s", e.msg);
         } else {
             kf_build_free(&s->build);
             kf_fail(err, rc, "building the program failed: %s", e.msg);

@@ -233,27 +233,26 @@ class Oracle:
             raise OracleError("bad_problem", str(e))
         p.inputs = inputs
         p.outputs = outputs
-        p.state_names = [n for n, _ in model.named_parameters()] + \
-                        [n for n, _ in model.named_buffers()]
-        p.state = [t for _, t in model.named_parameters()] + [t for _, t in model.named_buffers()]
+        from kforge_oracle_capture import model_state
+        n_state = len(model_state(model)[0])
         self.problem = p
         env = self._env()
-        r = {"ok": True, "inputs": in_desc, "outputs": out_desc, "n_params": len(p.state),
+        r = {"ok": True, "inputs": in_desc, "outputs": out_desc, "n_params": n_state,
              "torch": env["torch"], "blas": env["blas"], "threads": env["threads"],
              "device": device, "compile": env["compile"]}
         return r
 
     def graph(self, req):
         p = self._need_problem()
-        from kforge_oracle_capture import capture, CaptureError
+        from kforge_oracle_capture import capture, model_state, CaptureError
         from kforge_oracle_st import write_safetensors
         decompose = req.get("decompose", "default")
         if decompose not in ("default", "none"):
             raise OracleError("bad_request", "decompose must be default or none")
         self.precision.set("strict")
         try:
-            g, param_data = capture(p.model, p.state_names, p.state, p.inputs, p.outputs,
-                                    decompose)
+            names, state = model_state(p.model)
+            g, param_data = capture(p.model, names, state, p.inputs, p.outputs, decompose)
         except CaptureError as e:
             raise OracleError("capture", _one_line(str(e)))
         workdir = p.workdir or os.getcwd()

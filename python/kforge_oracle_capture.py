@@ -6,7 +6,11 @@ torch.nn.utils.stateless on 1.13); the forward is traced with make_fx under func
 in-place ops become pure ops. Afterwards: copy_ into graph inputs (batch-norm running stats,
 num_batches_tracked, inputs mutated in place) is dropped since it cannot change the outputs;
 identity ops (detach, alias, lift_fresh, lift_fresh_copy) are folded into their input; dead code
-is removed. Lifted constant tensors (get_attr, e.g. _tensor_constant0) become params.
+is removed. Lifted constant tensors (get_attr, e.g. _tensor_constant0) become params, labelled
+with the module attribute they are when they are one (1.13's LSTM reads its weights that way).
+_reshape_alias (1.13) and _unsafe_view become view (reshape only picks them where a view works,
+and the checked run proves it). A forward that draws random numbers (dropout with p > 0 in
+training mode) is refused with a capture error.
 
 Decompositions ("decompose":"default"): only the ops in KF_DECOMPOSE below, and only where this
 torch has an ATen-level decomposition for them (never prims). They turn rare composite ops into
@@ -57,6 +61,36 @@ KF_DECOMPOSE = [
 ]
 
 _IDENTITY_OPS = ("detach", "alias", "lift_fresh", "lift_fresh_copy")
+_RANDOM_OPS = frozenset((
+    "bernoulli", "bernoulli_", "rand", "randn", "randint", "rand_like", "randn_like",
+    "randint_like", "normal", "normal_", "uniform", "uniform_", "native_dropout",
+    "_fused_dropout", "multinomial", "randperm", "exponential", "exponential_", "geometric",
+    "geometric_", "cauchy", "cauchy_", "log_normal", "log_normal_", "random", "random_",
+    "poisson", "rrelu_with_noise"))
+
+
+def model_state(model):
+    """(names, tensors): parameters, buffers, then plain tensor attributes of any submodule
+    (e.g. an LSTM's initial state kept as self.h0), which functionalization needs as inputs
+    too. Tied tensors appear once."""
+    names, tensors, seen = [], [], set()
+
+    def add(name, t):
+        if id(t) in seen:
+            return
+        seen.add(id(t))
+        names.append(name)
+        tensors.append(t)
+
+    for n, t in model.named_parameters():
+        add(n, t)
+    for n, t in model.named_buffers():
+        add(n, t)
+    for mn, mod in model.named_modules():
+        for k, v in vars(mod).items():
+            if isinstance(v, torch.Tensor) and not isinstance(v, torch.nn.Parameter):
+                add("%s.%s" % (mn, k) if mn else k, v)
+    return names, tensors
 
 
 def _functional_call():
@@ -117,6 +151,11 @@ def _simplify(gm):
         elif base in _IDENTITY_OPS and n.args and isinstance(n.args[0], torch.fx.Node):
             n.replace_all_uses_with(n.args[0])
             g.erase_node(n)
+        elif base in ("_reshape_alias", "_unsafe_view"):
+            # reshape picked these because a view was possible (the checked run proves it)
+            n.target = torch.ops.aten.view.default
+            n.args = (n.args[0], list(n.args[1]))
+            n.kwargs = {}
     changed = True
     while changed:
         changed = False
@@ -124,6 +163,11 @@ def _simplify(gm):
             if n.op in ("call_function", "get_attr") and not n.users:
                 g.erase_node(n)
                 changed = True
+    for n in g.nodes:
+        if n.op == "call_function" and _op_base(n.target) in _RANDOM_OPS:
+            raise CaptureError("the forward draws random numbers (%s); kforge needs a "
+                               "deterministic forward (dropout with p > 0 in training mode?)"
+                               % n.target)
     for n in g.nodes:
         if n.op == "call_function":
             sch = getattr(n.target, "_schema", None)
@@ -231,7 +275,11 @@ def _node_args(n, names):
     return out
 
 
-def to_json(gm, env, n_state, state_labels, n_inputs):
+def _tensor_key(t):
+    return (t.data_ptr(), t.dtype, tuple(t.shape), tuple(t.stride()), str(t.device))
+
+
+def to_json(gm, env, n_state, state_labels, n_inputs, const_labels=None):
     """kf_graph JSON for a simplified graph module and the per-node results of a run.
     Returns (graph dict, [(param value name, tensor)] for the params file)."""
     names = {}
@@ -276,7 +324,7 @@ def to_json(gm, env, n_state, state_labels, n_inputs):
             pk += 1
             names[n] = nm
             params.append(nm)
-            param_names[nm] = str(n.target)
+            param_names[nm] = (const_labels or {}).get(_tensor_key(t), str(n.target))
             values[nm] = tensor_desc_strided(t)
             param_data.append((nm, t))
 
@@ -366,7 +414,8 @@ def capture(model, state_names, state, args, ref_outputs, decompose="default"):
             raise CaptureError("output %d of the captured graph differs from the module "
                                "(max abs diff %g)" % (i, md))
     try:
-        return to_json(gm, env, len(state), state_names, len(tensor_args))
+        labels = {_tensor_key(t): nm for nm, t in zip(state_names, state)}
+        return to_json(gm, env, len(state), state_names, len(tensor_args), labels)
     except UnsupportedDtype as e:
         raise CaptureError(str(e))
 

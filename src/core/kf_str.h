@@ -25,5 +25,8 @@ char *kf_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int kf_read_file(const char *path, char **data, size_t *len); /* 0 or -errno; data NUL-terminated */
 int kf_write_file(const char *path, const void *data, size_t len); /* 0 or -errno; atomic rename */
 int kf_mkdirs(const char *path);                      /* mkdir -p; 0 or -errno */
+/* A new unique file "<path>.tmp.<6 random characters>" (mode 0644) beside path, for write-then-rename: returns
+ * its malloc'd name with *fd open for writing, or NULL with *fd = -errno. */
+char *kf_open_temp_beside(const char *path, int *fd);
 
 #endif

@@ -83,6 +83,8 @@ typedef struct kf_program {
 } kf_program;
 
 int kf_program_load(const char *dir, kf_program *p, kf_err *err);          /* plan.json + sources */
+/* dir may be NULL: sources named by file then keep text NULL (inline {"file","text"} sources
+ * keep their text). Neither load nor from_json validates; call kf_program_validate. */
 int kf_program_from_json(const char *plan_json, const char *dir, kf_program *p, kf_err *err);
 int kf_program_save(const kf_program *p, const char *dir, kf_err *err);    /* creates dir */
 char *kf_program_to_json(const kf_program *p);                             /* plan.json text */

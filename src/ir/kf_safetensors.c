@@ -304,10 +304,15 @@ int kf_st_write(const char *path, const kf_st_tensor *tensors, int n, kf_err *er
         kf_str_free(&hdr);
         return kf_err_prefix(err, "%s", path);
     }
-    char *tmp = kf_asprintf("%s.tmp.%ld", path, (long)getpid());
-    FILE *f = tmp ? fopen(tmp, "wb") : NULL;
+    int fd = -1;
+    char *tmp = kf_open_temp_beside(path, &fd);
+    FILE *f = tmp ? fdopen(fd, "wb") : NULL;
     if (!f) {
-        int e = errno;
+        int e = tmp ? errno : -fd;
+        if (tmp) {
+            close(fd);
+            unlink(tmp);
+        }
         kf_str_free(&hdr);
         free(tmp);
         return kf_fail(err, KF_E_IO, "%s: cannot create: %s", path, strerror(e));

@@ -218,6 +218,8 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
                     /* rank candidates by their own time; baselines come once, for the winner */
                     kf_harness_opts quick = c->ho;
                     quick.rounds = 1;
+                    quick.warmup = 2;
+                    quick.timed_runs = 10;
                     if (kf_harness_time(c->oracle, &g, params, cands[k], &quick, 0, 0, &r, &herr)) {
                         r.ms = 0;
                     }

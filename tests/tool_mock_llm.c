@@ -211,7 +211,9 @@ static char *mock_answer_body(int anthropic, const char *model, const char *text
     return s;
 }
 
-static void mock_log(const mock_server *m, int n, const mock_req *r, const char *outcome) {
+/* The body is written as soon as it arrives; req-NNN.txt (the outcome) before the answer is
+ * sent, so a client that got its answer always finds both. */
+static void mock_log_body(const mock_server *m, int n, const mock_req *r) {
     char path[4096];
     snprintf(path, sizeof path, "%s/req-%03d.json", m->log_dir, n);
     FILE *f = fopen(path, "wb");
@@ -219,8 +221,12 @@ static void mock_log(const mock_server *m, int n, const mock_req *r, const char 
         fwrite(r->body, 1, r->body_len, f);
         fclose(f);
     }
+}
+
+static void mock_log(const mock_server *m, int n, const mock_req *r, const char *outcome) {
+    char path[4096];
     snprintf(path, sizeof path, "%s/req-%03d.txt", m->log_dir, n);
-    f = fopen(path, "w");
+    FILE *f = fopen(path, "w");
     if (f) {
         fprintf(f, "%s %s\n%s\n", r->method, r->path, outcome);
         fclose(f);
@@ -254,21 +260,27 @@ static char *mock_read_text_file(const mock_server *m, const char *name) {
     return data;
 }
 
+/* Logs the outcome, then sends the answer. */
+static void mock_reply(const mock_server *m, int fd, int n, const mock_req *r, const char *outcome,
+                       int status, const char *hdr, const char *body) {
+    mock_log(m, n, r, outcome);
+    mock_send(fd, status, hdr, body);
+}
+
 static void mock_handle(mock_server *m, int fd) {
     mock_req r;
     memset(&r, 0, sizeof r);
     if (mock_read_request(fd, &r)) return;
     int n = ++m->served;
+    mock_log_body(m, n, &r);
     size_t pl = strlen(r.path);
     int openai = pl >= 17 && !strcmp(r.path + pl - 17, "/chat/completions");
     int anthropic = pl >= 9 && !strcmp(r.path + pl - 9, "/messages");
+    char *b = NULL;
     if (strcmp(r.method, "POST") || (!openai && !anthropic)) {
-        char *b = mock_error_body(0, "mock: unknown endpoint");
-        mock_send(fd, 404, NULL, b);
-        mock_log(m, n, &r, "404 unknown endpoint");
-        free(b);
-        mock_req_free(&r);
-        return;
+        b = mock_error_body(0, "mock: unknown endpoint");
+        mock_reply(m, fd, n, &r, "404 unknown endpoint", 404, NULL, b);
+        goto done;
     }
     const char *presented = NULL;
     if (openai && r.auth && !strncmp(r.auth, "Bearer ", 7)) presented = r.auth + 7;
@@ -280,13 +292,10 @@ static void mock_handle(mock_server *m, int fd) {
         if (!presented || !*presented) kf_str_append(&msg, "mock: no API key presented");
         else if (anthropic && !r.has_version) kf_str_append(&msg, "mock: anthropic-version missing");
         else kf_str_appendf(&msg, "Incorrect API key provided: %s", presented);
-        char *b = mock_error_body(anthropic, msg.data);
-        mock_send(fd, 401, NULL, b);
-        mock_log(m, n, &r, "401 auth");
-        free(b);
+        b = mock_error_body(anthropic, msg.data);
         kf_str_free(&msg);
-        mock_req_free(&r);
-        return;
+        mock_reply(m, fd, n, &r, "401 auth", 401, NULL, b);
+        goto done;
     }
     char model[256] = "mock";
     cJSON *req = cJSON_Parse(r.body);
@@ -297,19 +306,15 @@ static void mock_handle(mock_server *m, int fd) {
     cJSON *list = cJSON_GetObjectItemCaseSensitive(m->fixture, "responses");
     cJSON *e = cJSON_GetArrayItem(list, m->next);
     if (!e) {
-        char *b = mock_error_body(anthropic, "mock: script exhausted");
-        mock_send(fd, 400, NULL, b);
-        mock_log(m, n, &r, "400 script exhausted");
-        free(b);
-        mock_req_free(&r);
-        return;
+        b = mock_error_body(anthropic, "mock: script exhausted");
+        mock_reply(m, fd, n, &r, "400 script exhausted", 400, NULL, b);
+        goto done;
     }
     m->next++;
     cJSON *delay = cJSON_GetObjectItemCaseSensitive(e, "delay_s");
     if (cJSON_IsNumber(delay) && mock_delay(fd, delay->valuedouble)) {
         mock_log(m, n, &r, "client hung up during the delay");
-        mock_req_free(&r);
-        return;
+        goto done;
     }
     cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "status");
     int status = cJSON_IsNumber(st) ? st->valueint : 200;
@@ -317,16 +322,15 @@ static void mock_handle(mock_server *m, int fd) {
     char outcome[64];
     snprintf(outcome, sizeof outcome, "%d entry %d", status, m->next);
     if (cJSON_IsString(raw)) {
-        mock_send(fd, status, NULL, raw->valuestring);
+        mock_reply(m, fd, n, &r, outcome, status, NULL, raw->valuestring);
     } else if (status != 200) {
         cJSON *ra = cJSON_GetObjectItemCaseSensitive(e, "retry_after");
         char hdr[128] = "";
         if (cJSON_IsString(ra)) snprintf(hdr, sizeof hdr, "Retry-After: %s\r\n", ra->valuestring);
         else if (cJSON_IsNumber(ra)) snprintf(hdr, sizeof hdr, "Retry-After: %g\r\n", ra->valuedouble);
         cJSON *em = cJSON_GetObjectItemCaseSensitive(e, "error");
-        char *b = mock_error_body(anthropic, cJSON_IsString(em) ? em->valuestring : "mock error");
-        mock_send(fd, status, hdr, b);
-        free(b);
+        b = mock_error_body(anthropic, cJSON_IsString(em) ? em->valuestring : "mock error");
+        mock_reply(m, fd, n, &r, outcome, status, hdr, b);
     } else {
         cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "text");
         cJSON *tf = cJSON_GetObjectItemCaseSensitive(e, "text_file");
@@ -334,22 +338,20 @@ static void mock_handle(mock_server *m, int fd) {
                      : cJSON_IsString(tf) ? mock_read_text_file(m, tf->valuestring)
                                           : strdup("");
         if (!text) {
-            char *b = mock_error_body(anthropic, "mock: text_file unreadable");
-            mock_send(fd, 500, NULL, b);
-            free(b);
-            snprintf(outcome, sizeof outcome, "500 text_file unreadable");
+            b = mock_error_body(anthropic, "mock: text_file unreadable");
+            mock_reply(m, fd, n, &r, "500 text_file unreadable", 500, NULL, b);
         } else {
             cJSON *pt = cJSON_GetObjectItemCaseSensitive(e, "prompt_tokens");
             cJSON *ct = cJSON_GetObjectItemCaseSensitive(e, "completion_tokens");
-            char *b = mock_answer_body(anthropic, model, text,
-                                       cJSON_IsNumber(pt) ? (long long)pt->valuedouble : 10,
-                                       cJSON_IsNumber(ct) ? (long long)ct->valuedouble : 20, n);
-            mock_send(fd, 200, NULL, b);
-            free(b);
+            b = mock_answer_body(anthropic, model, text,
+                                 cJSON_IsNumber(pt) ? (long long)pt->valuedouble : 10,
+                                 cJSON_IsNumber(ct) ? (long long)ct->valuedouble : 20, n);
+            mock_reply(m, fd, n, &r, outcome, 200, NULL, b);
             free(text);
         }
     }
-    mock_log(m, n, &r, outcome);
+done:
+    free(b);
     mock_req_free(&r);
 }
 

@@ -1,0 +1,21 @@
+/* kf_target.c: the registry of targets by name, and freeing build results. GPU targets
+ * (cuda, opencl, metal) add their entries here as they land. */
+#include "targets/kf_target.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const kf_target_ops *kf_target_find(const char *name) {
+    if (!name) return NULL;
+    if (strcmp(name, "cpu") == 0) return kf_target_cpu();
+    return NULL;
+}
+
+void kf_build_free(kf_build *b) {
+    if (!b) return;
+    free(b->artifact);
+    free(b->log);
+    b->artifact = NULL;
+    b->log = NULL;
+    b->cached = 0;
+}

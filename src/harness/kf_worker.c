@@ -208,8 +208,8 @@ static int kf_await(kf_worker *w, double timeout_s, const char *what, kf_wire *h
             long long maxrss;
             kf_kill_reap(w, &maxrss);
             kf_outcome_set(oc, KF_ST_OOM,
-                           "out of memory: worker used %.0f MiB resident during %s, over its limit "
-                           "of %.0f MiB; killed",
+                           "out of memory: worker used %.1f MiB resident during %s, over its limit "
+                           "of %.1f MiB; killed",
                            kf_mib(rss), what, kf_mib(w->rss_cap));
             kf_add_tail(w, oc);
             return 0;

@@ -1,8 +1,8 @@
-/* segfault: writes through a NULL pointer. */
+/* segfault: writes through a NULL pointer (volatile, so the compiler keeps the write). */
 #include <stdint.h>
 
 void relu(const float *x, float *y, int64_t n) {
-    float *volatile nowhere = 0;
+    volatile float *volatile nowhere = 0;
     nowhere[n] = x[0];
     y[0] = 0.0f;
 }

@@ -79,10 +79,13 @@ extern const kf_lop kf_lops_matmul[];
 extern const kf_lop kf_lops_conv[];
 extern const kf_lop kf_lops_pool[];
 extern const kf_lop kf_lops_reduce[];
+extern const kf_lop kf_lops_dim[];
 extern const kf_lop kf_lops_norm[];
 extern const kf_lop kf_lops_view[];
 extern const kf_lop kf_lops_loss[];
 extern const kf_lop kf_lops_misc[];
+extern const kf_lop kf_lops_index[];
+extern const kf_lop kf_lops_resize[];
 /* NULL when no table has op (a full "aten.x.y" name or a base name). */
 const kf_lop *kf_lop_find(const char *op);
 /* Base name with the in-place '_' removed: "aten.relu_.default" -> "relu". */

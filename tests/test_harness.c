@@ -10,6 +10,7 @@
 #include "oracle/kf_oracle.h"
 #include "core/kf_str.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -432,6 +434,7 @@ static char *relu_params;
 static char tmpdir[256];
 static char workdir[320], cachedir[320];
 static int test_threads = 2;
+static int fds_at_start;
 
 static kf_harness_opts real_opts(void) {
     kf_harness_opts o;
@@ -696,6 +699,31 @@ static void test_real_degenerate_and_params(void) {
     kf_oracle_load(oracle, "tests/problems/relu.py", 1, &info, &err);
 }
 
+static int count_fds(void) {
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+/* Runs after every oracle case: the harness left no descriptors, children or files behind. */
+static void test_real_nothing_left_behind(void) {
+    if (!oracle) KF_SKIP("no torch");
+    KF_CHECK_EQ_INT(count_fds(), fds_at_start);
+    int st;
+    pid_t z = waitpid(-1, &st, WNOHANG); /* only the oracle may be our child, and it is alive */
+    KF_CHECK_EQ_INT(z, 0);
+    DIR *d = opendir(workdir);
+    int cases = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (!strncmp(e->d_name, "hcase-", 6)) cases++;
+    if (d) closedir(d);
+    KF_CHECK_EQ_INT(cases, 0); /* reference cases are removed as soon as they are mapped */
+}
+
 static int torch_importable(void) {
     return system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
 }
@@ -732,6 +760,7 @@ static void real_setup(void) {
         return;
     }
     fprintf(stderr, "oracle: torch %s, %d threads\n", info.torch_version, info.threads);
+    fds_at_start = count_fds();
 }
 
 static void real_teardown(void) {
@@ -770,6 +799,7 @@ int main(void) {
     KF_RUN(test_real_missing_buffer);
     KF_RUN(test_real_degenerate_and_params);
     KF_RUN(test_real_good_again_and_time);
+    KF_RUN(test_real_nothing_left_behind);
     real_teardown();
     return kf_test_report();
 }

@@ -101,10 +101,15 @@ int kf_llm_problem_prompt(const char *prompts_dir, const kf_problem *pb, int max
     base = base ? base + 1 : pb->path;
     char maxa[16];
     snprintf(maxa, sizeof maxa, "%d", max_attempts);
+    /* The source without its trailing blank lines, so the fence closes right after it. */
+    const char *src = pb->source ? pb->source : "";
+    size_t sl = strlen(src);
+    while (sl && (src[sl - 1] == '\n' || src[sl - 1] == '\r' || src[sl - 1] == ' ')) sl--;
+    char *source = strndup(src, sl);
     kf_prompt_var vars[] = {
         {"target", target},
         {"problem_name", base ? base : "problem.py"},
-        {"problem_source", pb->source ? pb->source : ""},
+        {"problem_source", source ? source : ""},
         {"graph_summary", summary},
         {"max_attempts", maxa},
         {"extra_context", extra_context && *extra_context ? extra_context : NULL},
@@ -120,5 +125,6 @@ int kf_llm_problem_prompt(const char *prompts_dir, const kf_problem *pb, int max
         free(probe);
     }
     free(summary);
+    free(source);
     return rc;
 }

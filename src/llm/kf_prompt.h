@@ -1,6 +1,7 @@
 /* kf_prompt.h: prompts are data files (prompts/<target>.md, prompts/feedback/<status>.md, ...)
  * rendered by a small template language:
- *   {{name}}               the value of a variable (an unknown name is an error)
+ *   {{name}}               the value of a variable (an unknown name is an error; no spaces
+ *                          inside the braces, so "{{ x }}" in prose stays as it is)
  *   {{include PATH}}       the rendered text of PATH, relative to the including file's folder
  *   {{#if name}}..{{/if}}  the inside when the variable is set and not empty ("!name": unset
  *                          or empty); may nest

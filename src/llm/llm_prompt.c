@@ -188,7 +188,7 @@ static int prompt_render(prompt_ctx *c, const char *text, size_t len, const char
             }
             const char *ecl = memmem(text + endif, len - endif, "}}", 2);
             i = prompt_after_tag(text, len, endif, (size_t)(ecl - text) + 2);
-        } else if (prompt_is_name(in, il)) {
+        } else if (in == text + at + 2 && in + il == cl && prompt_is_name(in, il)) {
             kf_str_appendn(out, text + i, at - i);
             const kf_prompt_var *v = prompt_find(c->vars, c->n, in, il);
             if (!v)

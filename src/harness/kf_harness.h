@@ -34,6 +34,10 @@ typedef struct kf_harness_opts {
 } kf_harness_opts;
 
 void kf_harness_opts_default(kf_harness_opts *o, const kf_target_ops *target);
+/* The largest cache level of cpu0 in bytes (sysfs), 0 if unknown; the default flush size is
+ * twice that, else 64 MiB. */
+long long kf_harness_llc_bytes(void);
+long long kf_harness_default_flush_bytes(void);
 
 typedef struct kf_result {
     kf_status status;
@@ -56,7 +60,8 @@ void kf_result_free(kf_result *r);
 int kf_harness_verify(kf_oracle *o, const kf_graph *g, const char *params_file,
                       const kf_program *p, const kf_harness_opts *opt, kf_result *r, kf_err *err);
 
-/* Time a verified program: `rounds` rounds, each timing PyTorch eager (and torch.compile when
+/* Time a verified program (the caller passes the same r; its status is left as it was unless
+ * the candidate fails while timed, which sets the status and message and returns 0): `rounds` rounds, each timing PyTorch eager (and torch.compile when
  * available and with_compile) then the candidate, timed_runs/rounds runs each, cache flushed
  * before every run. Fills ms/min/max and eager_ms/compile_ms (medians over all rounds). */
 int kf_harness_time(kf_oracle *o, const kf_graph *g, const char *params_file,

@@ -10,8 +10,6 @@
 #include "ir/kf_safetensors.h"
 
 /* kf_harness.c */
-long long kf_harness_llc_bytes(void);            /* largest cache level of cpu0, 0 if unknown */
-long long kf_harness_default_flush_bytes(void);  /* 2x that, else 64 MiB */
 /* base mixed with getrandom(), so nobody can know the trial seeds from the options. */
 unsigned long long kf_harness_hidden_base(unsigned long long base);
 unsigned long long kf_harness_trial_seed(unsigned long long hidden, int k); /* < 2^32 */

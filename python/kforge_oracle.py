@@ -148,6 +148,15 @@ class Oracle:
                                   "int/float/bool scalars" % (i, type(a).__name__))
         return redraw(args, dist, seed)
 
+    def _move_plain_tensors(self, model, device):
+        """Module.to() leaves plain tensor attributes (an RNN's self.h0) behind; move them."""
+        torch = self.torch
+        for mod in model.modules():
+            for k, v in list(vars(mod).items()):
+                if isinstance(v, torch.Tensor) and not isinstance(v, torch.nn.Parameter) \
+                        and v.device.type != torch.device(device).type:
+                    setattr(mod, k, v.to(device))
+
     def _forward(self, model, args):
         torch = self.torch
         call = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
@@ -218,6 +227,7 @@ class Oracle:
             raise OracleError("bad_problem", "Model(...) is not a torch.nn.Module")
         try:
             model = model.to(device)
+            self._move_plain_tensors(model, device)
         except BaseException as e:
             raise OracleError("raised", "moving the model to %s: %s" % (device, _exc_text(e)))
         p = Problem(path=path, module=module, model=model, device=device, seed=seed,

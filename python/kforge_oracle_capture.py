@@ -1,9 +1,12 @@
 """kforge_oracle_capture: capture a module's forward as a functional ATen graph (kf_graph JSON).
 
-How: params and buffers become graph inputs through functional_call (torch.func on 2.x,
-torch.nn.utils.stateless on 1.13); the forward is traced with make_fx under functionalization
+How: params, buffers and plain tensor attributes become graph inputs through functional_call
+(torch.func on 2.x, torch.nn.utils.stateless on 1.13); the forward is traced with make_fx and
+the decompositions below, then that graph is traced again under functionalization
 (torch.func.functionalize on 2.x, functorch.functionalize on 1.13, remove="mutations"), so
-in-place ops become pure ops. Afterwards: copy_ into graph inputs (batch-norm running stats,
+in-place ops, also those inside decompositions, become pure ops. Capture runs with cuDNN and
+oneDNN off and attention on its math path, so graphs do not depend on the device's backends
+(no cudnn_batch_norm, _cudnn_rnn, mkldnn_rnn_layer or fused attention ops). Afterwards: copy_ into graph inputs (batch-norm running stats,
 num_batches_tracked, inputs mutated in place) is dropped since it cannot change the outputs;
 identity ops (detach, alias, lift_fresh, lift_fresh_copy) are folded into their input; dead code
 is removed. Lifted constant tensors (get_attr, e.g. _tensor_constant0) become params, labelled
@@ -34,6 +37,7 @@ Arg encoding (src/ir/kf_graph.h): every schema argument, defaults filled in, by 
 {"str":..} (dtype as "f32"...); None {"none":true}. Non-finite floats are written as the
 strings "inf", "-inf" and "nan" ({"float":"-inf"}), which src/ir/kf_graph.c reads."""
 
+import contextlib
 import math
 import operator
 
@@ -57,7 +61,7 @@ KF_DECOMPOSE = [
     "margin_ranking_loss",
     "addcmul", "addcdiv", "logsumexp", "lerp", "xlogy", "std", "var", "std_mean", "var_mean",
     "norm", "mv", "dot", "addr", "rsub", "masked_fill", "split", "split_with_sizes", "unbind",
-    "nan_to_num", "lstm", "gru", "rnn_tanh", "rnn_relu",
+    "nan_to_num", "lstm", "gru", "rnn_tanh", "rnn_relu", "_safe_softmax",
 ]
 
 _IDENTITY_OPS = ("detach", "alias", "lift_fresh", "lift_fresh_copy")
@@ -178,13 +182,58 @@ def _simplify(gm):
     return gm
 
 
+def _set_flag(obj, attr, value):
+    """Sets obj.attr, returning a function that puts the old value back (no-op if absent)."""
+    try:
+        old = getattr(obj, attr)
+        setattr(obj, attr, value)
+    except Exception:
+        return lambda: None
+
+    def restore():
+        try:
+            setattr(obj, attr, old)
+        except Exception:
+            pass
+    return restore
+
+
+@contextlib.contextmanager
+def portable_kernels():
+    """Backend-neutral capture: cuDNN and oneDNN off (else batch norm is recorded as
+    cudnn_batch_norm and RNNs as _cudnn_rnn / mkldnn_rnn_layer), scaled-dot-product attention
+    on its math path (else _scaled_dot_product_flash_attention_for_cpu and friends)."""
+    restores = [_set_flag(torch.backends.cudnn, "enabled", False)]
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    if mkldnn is not None:
+        restores.append(_set_flag(mkldnn, "enabled", False))
+    with contextlib.ExitStack() as stack:
+        attention = getattr(torch.nn, "attention", None)
+        try:
+            if attention is not None and hasattr(attention, "sdpa_kernel"):
+                stack.enter_context(attention.sdpa_kernel([attention.SDPBackend.MATH]))
+            elif hasattr(torch.backends.cuda, "sdp_kernel"):
+                stack.enter_context(torch.backends.cuda.sdp_kernel(
+                    enable_flash=False, enable_math=True, enable_mem_efficient=False))
+        except Exception:
+            pass
+        try:
+            yield
+        finally:
+            for r in reversed(restores):
+                r()
+
+
 def trace(model, state_names, state, args, decompose):
     """make_fx trace of model.forward(*args) with state (params+buffers) as leading inputs.
-    args: the forward's arguments (tensors traced as inputs, other values baked in)."""
+    args: the forward's arguments (tensors traced as inputs, other values baked in).
+    Two passes: make_fx with the decompositions (which may use in-place ops), then make_fx of
+    that graph under functionalization. Falls back to one functionalized pass."""
     fcall = _functional_call()
     functionalize = _functionalize()
     n_state = len(state)
     tensor_pos = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+    table = decomposition_table(decompose)
 
     def fwd(*flat):
         st = dict(zip(state_names, flat[:n_state]))
@@ -196,10 +245,21 @@ def trace(model, state_names, state, args, decompose):
             return tuple(out)
         return (out,)
 
-    fn = functionalize(fwd, remove="mutations") if functionalize is not None else fwd
-    flat = [t.detach().clone() for t in state] + [args[i].detach().clone() for i in tensor_pos]
+    def fresh():
+        return [t.detach().clone() for t in state] + [args[i].detach().clone() for i in tensor_pos]
+
     with torch.no_grad():
-        gm = make_fx(fn, decomposition_table=decomposition_table(decompose))(*flat)
+        if functionalize is None:
+            return _simplify(make_fx(fwd, decomposition_table=table)(*fresh()))
+        try:
+            gm1 = make_fx(fwd, decomposition_table=table)(*fresh())
+            gm = make_fx(functionalize(gm1, remove="mutations"))(*fresh())
+        except Exception as two_pass:
+            try:
+                gm = make_fx(functionalize(fwd, remove="mutations"),
+                             decomposition_table=table)(*fresh())
+            except Exception:
+                raise two_pass
     return _simplify(gm)
 
 
@@ -388,18 +448,19 @@ def _flat_outputs(output_node):
 def capture(model, state_names, state, args, ref_outputs, decompose="default"):
     """Trace, simplify, run on args and compare with ref_outputs. Returns (graph dict,
     param data list). Raises CaptureError if anything is off."""
-    try:
-        gm = trace(model, state_names, state, args, decompose)
-    except CaptureError:
-        raise
-    except Exception as e:
-        raise CaptureError("trace failed: %s: %s" % (type(e).__name__, e))
-    tensor_args = [a for a in args if isinstance(a, torch.Tensor)]
-    flat = list(state) + [t.detach().clone() for t in tensor_args]
-    try:
-        outs, env = run_graph(gm, flat)
-    except Exception as e:
-        raise CaptureError("captured graph failed to run: %s: %s" % (type(e).__name__, e))
+    with portable_kernels():
+        try:
+            gm = trace(model, state_names, state, args, decompose)
+        except CaptureError:
+            raise
+        except Exception as e:
+            raise CaptureError("trace failed: %s: %s" % (type(e).__name__, e))
+        tensor_args = [a for a in args if isinstance(a, torch.Tensor)]
+        flat = list(state) + [t.detach().clone() for t in tensor_args]
+        try:
+            outs, env = run_graph(gm, flat)
+        except Exception as e:
+            raise CaptureError("captured graph failed to run: %s: %s" % (type(e).__name__, e))
     outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
     if len(outs) != len(ref_outputs):
         raise CaptureError("graph has %d outputs, module %d" % (len(outs), len(ref_outputs)))

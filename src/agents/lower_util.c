@@ -135,7 +135,7 @@ kir_expr *kf_lw_bcast_index(kf_lw *w, const kir_expr *flat, const int64_t *out_s
     if (in_numel == out_numel) return kf_lw_dup(w, flat);
     /* Group the output dims (size-1 dims dropped) into runs where the input is either
      * broadcast or not; inside a run the flat offsets are contiguous. */
-    int64_t gsize[KF_MAX_DIMS];
+    int64_t gsize[KF_MAX_DIMS] = {0};
     int gb[KF_MAX_DIMS], ng = 0;
     for (int j = 0; j < out_nd; j++) {
         if (out_shape[j] == 1) continue;

@@ -94,10 +94,12 @@ static void kf_sample(kf_worker *w, long long *rss_out) {
     *rss_out = rss;
 }
 
+/* Whether the child came within 10% of a limit, measured on what it added to its start. */
 static int kf_near_limit(const kf_worker *w, long long maxrss) {
     long long rss = maxrss > w->peak_rss ? maxrss : w->peak_rss;
-    return (w->as_limit > 0 && (double)w->peak_vm >= 0.9 * (double)w->as_limit) ||
-           (w->rss_cap > 0 && (double)rss >= 0.9 * (double)w->rss_cap);
+    double vm_room = (double)(w->as_limit - w->base_vm), rss_room = (double)(w->rss_cap - w->base_rss);
+    return (w->as_limit > 0 && vm_room > 0 && (double)(w->peak_vm - w->base_vm) >= 0.9 * vm_room) ||
+           (w->rss_cap > 0 && rss_room > 0 && (double)(rss - w->base_rss) >= 0.9 * rss_room);
 }
 
 /* Kills the child's group and reaps the child. Returns its wait status; *maxrss its peak RSS. */
@@ -295,6 +297,8 @@ int kf_worker_start(kf_worker *w, const kf_target_ops *t, const kf_program *p, c
     w->note = shared == MAP_FAILED ? NULL : shared;
     long long base_rss, base_vm;
     kf_proc_mem(0, &base_rss, &base_vm);
+    w->base_rss = base_rss;
+    w->base_vm = base_vm;
     long long flush = lim->flush_bytes > 0 ? lim->flush_bytes : 0;
     int threads = lim->threads > 0 ? lim->threads : 1;
     w->rss_cap = base_rss + (long long)kf_arena_bytes(a) + flush + lim->mem_limit;

@@ -51,6 +51,7 @@ typedef struct kf_worker {
     long long rss_cap;      /* VmRSS above this -> oom */
     long long as_limit;     /* RLIMIT_AS of the child */
     long long peak_rss, peak_vm;
+    long long base_rss, base_vm; /* the parent's at the fork: what the child starts with */
     kf_death_note *note;    /* shared page the child's fatal-signal handler writes */
     kf_worker_limits lim;
 } kf_worker;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agents/kf_agent_llm.h"
+#include "agents/kf_agent_spec.h"
 #include "kf_test.h"
 #include "llm/kf_prompt.h"
 #include "test_llm_mock.h"
@@ -667,6 +668,40 @@ static void test_agent_setup_errors(void) {
     }
 }
 
+static void test_agent_from_spec(void) {
+    kf_agent *a = NULL;
+    kf_err err;
+    kf_err_clear(&err);
+    KF_CHECK_EQ_INT(kf_agent_from_spec("naive", NULL, &a, &err), 0);
+    if (a) {
+        KF_CHECK_STR(a->name, "naive");
+        KF_CHECK(!kf_agent_is_llm(a));
+        a->destroy(a);
+        a = NULL;
+    }
+    setenv("OPENAI_API_KEY", AGENT_KEY, 1);
+    kf_llm_agent_opts o;
+    kf_llm_agent_opts_default(&o);
+    o.max_attempts = 3;
+    kf_agent_spec_opts so = {&o};
+    KF_CHECK_EQ_INT(kf_agent_from_spec("llm:openai:gpt-4.1?price_in=2&price_out=8", &so, &a, &err), 0);
+    if (a) {
+        KF_CHECK_STR(a->name, "llm:openai:gpt-4.1");
+        KF_CHECK(kf_agent_is_llm(a));
+        a->destroy(a);
+        a = NULL;
+    }
+    unsetenv("OPENAI_API_KEY");
+    KF_CHECK_EQ_INT(kf_agent_from_spec("llm:openai:gpt-4.1", &so, &a, &err), KF_E_UNAVAILABLE);
+    KF_CHECK_STR(err.msg, "OPENAI_API_KEY is not set (needed by agent llm:openai:gpt-4.1)");
+    KF_CHECK_EQ_INT(kf_agent_from_spec("gpt-4.1", &so, &a, &err), KF_E_INVALID);
+    KF_CHECK_MSG(strstr(err.msg, "unknown agent 'gpt-4.1' (known: naive, search, llm:") != NULL,
+                 "%s", err.msg);
+    int rc = kf_agent_from_spec("search", NULL, &a, &err);
+    KF_CHECK(rc == 0 || rc == KF_E_UNAVAILABLE);
+    if (a) a->destroy(a);
+}
+
 int main(void) {
     test_repo_path("prompts", prompts_dir, sizeof prompts_dir);
     char *real = realpath(prompts_dir, NULL);
@@ -687,6 +722,7 @@ int main(void) {
     KF_RUN(test_agent_conversation);
     KF_RUN(test_agent_failure_and_stop);
     KF_RUN(test_agent_setup_errors);
+    KF_RUN(test_agent_from_spec);
     kf_llm_global_cleanup();
     return kf_test_report();
 }

@@ -488,6 +488,13 @@ static void test_real_good(void) {
     kf_result_free(&r);
 }
 
+static void test_real_good_openmp(void) {
+    if (!oracle) KF_SKIP("no torch");
+    kf_result r;
+    KF_CHECK_EQ_INT(verify_bad("good_openmp", &r), KF_ST_VERIFIED);
+    kf_result_free(&r);
+}
+
 static void test_real_writes_nothing(void) {
     if (!oracle) KF_SKIP("no torch");
     kf_result r;
@@ -786,6 +793,7 @@ int main(void) {
     KF_RUN(test_worker_guard_and_input_checks);
     real_setup();
     KF_RUN(test_real_good);
+    KF_RUN(test_real_good_openmp);
     KF_RUN(test_real_writes_nothing);
     KF_RUN(test_real_out_of_bounds);
     KF_RUN(test_real_modifies_input);

@@ -736,7 +736,10 @@ static int torch_importable(void) {
 }
 
 static void real_setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/kf-test-harness-XXXXXX");
+    char pattern[7]; /* mkdtemp's six placeholder characters */
+    memset(pattern, 'X', 6);
+    pattern[6] = '\0';
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/kf-test-harness-%s", pattern);
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return;

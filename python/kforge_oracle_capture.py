@@ -22,7 +22,8 @@ glu, leaky_relu, hardtanh, softshrink, hardshrink, threshold, log_sigmoid_forwar
 losses (mse, huber, smooth_l1, binary_cross_entropy[_with_logits], soft_margin, hinge_embedding,
 margin_ranking), misc (addcmul, addcdiv, logsumexp, lerp, xlogy, std/var(_mean), norm, mv, dot,
 addr, rsub, masked_fill, split/split_with_sizes/unbind, nan_to_num, lstm/gru/rnn where the torch
-has them). "decompose":"none" applies nothing.
+has them), and kforge's own for the CUDA-only _thnn_fused_lstm_cell / _thnn_fused_gru_cell.
+"decompose":"none" applies nothing.
 
 Ops kept as they are (they may appear in graphs): convolution, mm, addmm, bmm, baddbmm,
 max_pool2d_with_indices (and 1d/3d forms), avg_pool1d/2d/3d, _adaptive_avg_pool2d,
@@ -122,6 +123,46 @@ def _is_prims_free(fn, ov):
     return not mod.startswith("torch._refs") and not mod.startswith("torch._prims")
 
 
+def _fused_lstm_cell(input_gates, hidden_gates, cx, input_bias=None, hidden_bias=None):
+    gates = input_gates + hidden_gates
+    if input_bias is not None:
+        gates = gates + input_bias
+    if hidden_bias is not None:
+        gates = gates + hidden_bias
+    i, f, g, o = gates.chunk(4, 1)
+    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+    cy = f * cx + i * g
+    hy = o * cy.tanh()
+    return hy, cy, torch.cat([i, f, g, o], 1)
+
+
+def _fused_gru_cell(input_gates, hidden_gates, hx, input_bias=None, hidden_bias=None):
+    if input_bias is not None:
+        input_gates = input_gates + input_bias
+    if hidden_bias is not None:
+        hidden_gates = hidden_gates + hidden_bias
+    ir, ii, inew = input_gates.chunk(3, 1)
+    hr, hi, hnew = hidden_gates.chunk(3, 1)
+    r = (ir + hr).sigmoid()
+    z = (ii + hi).sigmoid()
+    n = (inew + r * hnew).tanh()
+    hy = n + z * (hx - n)
+    return hy, torch.cat([r, z, inew, hnew, hx], 1)
+
+
+def _kforge_decompositions():
+    """CUDA-only fused RNN cells (what the generic LSTM/GRU calls on a GPU with cuDNN off),
+    written out in plain ops; the checked run compares them with the module."""
+    table = {}
+    for name, fn in (("_thnn_fused_lstm_cell", _fused_lstm_cell),
+                     ("_thnn_fused_gru_cell", _fused_gru_cell)):
+        packet = getattr(torch.ops.aten, name, None)
+        ov = getattr(packet, "default", None) if packet is not None else None
+        if ov is not None:
+            table[ov] = fn
+    return table
+
+
 def decomposition_table(mode):
     if mode == "none":
         return {}
@@ -133,6 +174,7 @@ def decomposition_table(mode):
         name = getattr(packet, "__name__", "") if packet is not None else ""
         if name in wanted and _is_prims_free(fn, ov):
             table[ov] = fn
+    table.update(_kforge_decompositions())
     return table
 
 

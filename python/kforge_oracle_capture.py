@@ -288,7 +288,8 @@ def trace(model, state_names, state, args, decompose):
         return (out,)
 
     def fresh():
-        return [t.detach().clone() for t in state] + [args[i].detach().clone() for i in tensor_pos]
+        return [t.detach().contiguous().clone() for t in state] + \
+            [args[i].detach().contiguous().clone() for i in tensor_pos]
 
     with torch.no_grad():
         if functionalize is None:
@@ -498,7 +499,10 @@ def capture(model, state_names, state, args, ref_outputs, decompose="default"):
         except Exception as e:
             raise CaptureError("trace failed: %s: %s" % (type(e).__name__, e))
         tensor_args = [a for a in args if isinstance(a, torch.Tensor)]
-        flat = list(state) + [t.detach().clone() for t in tensor_args]
+        # kforge hands params and inputs over contiguous (the files are), so the graph is
+        # traced and checked with contiguous ones
+        state = [t.detach().contiguous() for t in state]
+        flat = list(state) + [t.detach().contiguous().clone() for t in tensor_args]
         try:
             outs, env = run_graph(gm, flat)
         except Exception as e:

@@ -220,9 +220,8 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
                     quick.rounds = 1;
                     quick.warmup = 2;
                     quick.timed_runs = 10;
-                    if (kf_harness_time(c->oracle, &g, params, cands[k], &quick, 0, 0, &r, &herr)) {
+                    if (kf_harness_time(c->oracle, &g, params, cands[k], &quick, 0, 0, &r, &herr))
                         r.ms = 0;
-                    }
                 }
                 int64_t aid = 0;
                 kf_store_add_attempt(c->store, c->run_id, path, agent->name, attempt, cands[k], &r, &aid, &err);
@@ -269,7 +268,8 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
         kf_result tr; memset(&tr, 0, sizeof tr);
         tr.status = KF_ST_VERIFIED;
         kf_err terr = {0};
-        if (kf_harness_time(c->oracle, &g, params, best, &c->ho, 1, c->o->with_compile, &tr, &terr) == 0) {
+        if (kf_harness_time(c->oracle, &g, params, best, &c->ho, 1, c->o->with_compile, &tr, &terr) == 0 &&
+            tr.status == KF_ST_VERIFIED && tr.ms > 0) {
             row->kforge_ms = tr.ms;
             row->eager_ms = tr.eager_ms;
             row->compile_ms = tr.compile_ms;
@@ -277,7 +277,8 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
             if (tr.ms > 0 && tr.compile_ms > 0) row->speedup_compile = tr.compile_ms / tr.ms;
         } else {
             kf_str_clear(msg);
-            kf_str_appendf(msg, "timing failed: %s", terr.msg);
+            kf_str_appendf(msg, "timing failed: %s", tr.status != KF_ST_VERIFIED ?
+                           (tr.message ? tr.message : kf_status_name(tr.status)) : terr.msg);
             row->kforge_ms = best_res.ms;
         }
         kf_result_free(&tr);

@@ -6,7 +6,6 @@
 #include <unistd.h>
 #include "cli/kf_cli.h"
 #include "harness/kf_harness.h"
-#include "harness/kf_session.h"
 
 static int bad(const char *opt, const char *v) {
     fprintf(stderr, "kforge: bad value for %s: '%s'\n", opt, v ? v : "(missing)");

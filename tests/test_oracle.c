@@ -485,7 +485,8 @@ static void test_timing_summary(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/kf-test-oracle-XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/kf-test-oracle-%6s", "");
+    memset(tmpdir + strlen(tmpdir) - 6, 'X', 6); /* mkdtemp's template */
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;

@@ -92,8 +92,10 @@ static int kf_oracle_make_workdir(kf_oracle *o, const char *given, kf_err *err) 
         return o->workdir ? 0 : kf_fail(err, KF_E_NOMEM, "out of memory");
     }
     const char *tmp = getenv("TMPDIR");
-    char *tmpl = kf_asprintf("%s/kforge-oracle-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    /* mkdtemp's template: a prefix and six 'X' characters that it replaces */
+    char *tmpl = kf_asprintf("%s/kforge-oracle-%6s", tmp && *tmp ? tmp : "/tmp", "");
     if (!tmpl) return kf_fail(err, KF_E_NOMEM, "out of memory");
+    memset(tmpl + strlen(tmpl) - 6, 'X', 6);
     if (!mkdtemp(tmpl)) {
         int e = errno;
         kf_fail(err, KF_E_IO, "cannot create a temporary oracle workdir %s: %s", tmpl, strerror(e));

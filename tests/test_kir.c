@@ -14,7 +14,7 @@
 
 /* Compiles src with the strict warning flags; 1 if clean, 0 if not (output printed), -1 if
  * there is no compiler. */
-static int compile_clean(const char *src) {
+static int compile_clean_std(const char *src, const char *std) {
     const char *cc = getenv("KFORGE_CC");
     if (!cc || !*cc) cc = "cc";
     char dir[] = "/tmp/kf_test_kir_XXXXXX";
@@ -28,8 +28,8 @@ static int compile_clean(const char *src) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s --version >/dev/null 2>&1", cc);
     if (system(cmd) != 0) return -1;
-    snprintf(cmd, sizeof cmd, "%s -std=c11 -O2 -fopenmp -Wall -Werror -c %s -o %s/k.o >%s 2>&1", cc,
-             path, dir, log);
+    snprintf(cmd, sizeof cmd, "%s -std=%s -O2 -fopenmp -Wall -Werror -c %s -o %s/k.o >%s 2>&1", cc,
+             std, path, dir, log);
     int ok = system(cmd) == 0;
     if (!ok) {
         fprintf(stderr, "  compiler output:\n");
@@ -40,6 +40,8 @@ static int compile_clean(const char *src) {
     if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", dir);
     return ok;
 }
+
+static int compile_clean(const char *src) { return compile_clean_std(src, "c11"); }
 
 static char *render1(kir_kernel *k, kf_err *err, int *rc) {
     kf_str s;
@@ -383,6 +385,32 @@ static void test_render_errors(void) {
     kir_kernel_free(b);
 }
 
+/* Names that are C keywords, math functions, macros or clash after sanitising still work,
+ * also under gnu11 (which predefines `linux` and `unix`). */
+static void test_render_names(void) {
+    kir_kernel *k = kir_kernel_new("names");
+    const char *bad[] = {"x.weight", "x_weight", "float", "expf", "linux", "M_PI", "NULL", "2d", "_y", "kf_max_f32"};
+    int n = (int)(sizeof bad / sizeof bad[0]);
+    for (int i = 0; i < n; i++) kir_add_buf(k, bad[i], KF_F32, 1);
+    int v = kir_add_var(k, "unix", KIR_T_I64);
+    kir_stmt *l = kir_for(k, v, kir_int(k, 0), kir_int(k, 4), 1, KIR_LOOP_SERIAL);
+    for (int i = 0; i < n; i++)
+        kir_append(k, l, kir_store(k, i, kir_var(k, v), kir_un(k, KIR_EXP, kir_load(k, (i + 1) % n, kir_var(k, v)))));
+    kir_append(k, k->body, l);
+    kf_err err = {0};
+    int rc;
+    char *src = render1(k, &err, &rc);
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    KF_CHECK_MSG(strstr(src, "float *restrict x_weight, float *restrict x_weight_1, float *restrict v_float"), "%s", src);
+    KF_CHECK(strstr(src, "float *restrict v_2d") && strstr(src, "float *restrict v_M_PI") && strstr(src, "v_unix"));
+    int ok = compile_clean(src);
+    if (ok < 0) KF_SKIP("no C compiler");
+    KF_CHECK(ok == 1);
+    KF_CHECK(compile_clean_std(src, "gnu11") == 1); /* as the cpu target compiles */
+    free(src);
+    kir_kernel_free(k);
+}
+
 /* Two units concatenated (as a program with two sources is) still compile. */
 static void test_render_twice(void) {
     kir_kernel *a = make_bcast(), *b = kir_kernel_new("empty");
@@ -409,6 +437,7 @@ int main(void) {
     KF_RUN(test_render_reductions);
     KF_RUN(test_render_pragmas);
     KF_RUN(test_render_errors);
+    KF_RUN(test_render_names);
     KF_RUN(test_render_twice);
     return kf_test_report();
 }

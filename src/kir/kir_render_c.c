@@ -49,13 +49,21 @@ static const char *const kir_reserved[] = {
     "sqrtf", "tanh", "tanhf", "erf", "erff", "sin", "sinf", "cos", "cosf", "floor", "floorf",
     "ceil", "ceilf", "nearbyint", "nearbyintf", "fabs", "fabsf", "pow", "powf", "fmod", "fmodf",
     "abs", "llabs", "isnan", "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t",
-    "uint32_t", "uint64_t", NULL,
+    "uint32_t", "uint64_t",
+    /* object-like macros of the included headers, and gnu11's predefined ones */
+    "NAN", "INFINITY", "NULL", "EXIT_SUCCESS", "EXIT_FAILURE", "RAND_MAX", "MB_CUR_MAX",
+    "math_errhandling", "linux", "unix", "i386", NULL,
+};
+
+/* Name prefixes of the helpers (kf_), OpenMP, and macro families of the included headers. */
+static const char *const kir_reserved_prefix[] = {
+    "kf_", "KF_", "omp_", "INT", "UINT", "FP_", "M_", "SIZE_", "PTRDIFF_", "WCHAR_", "WINT_",
+    "SIG_ATOMIC_", "MATH_", "HUGE_VAL", NULL,
 };
 
 static int kir_is_reserved(const char *s) {
-    if (strncmp(s, "kf_", 3) == 0 || strncmp(s, "KF_", 3) == 0 || strncmp(s, "omp_", 4) == 0 ||
-        strncmp(s, "INT", 3) == 0 || strcmp(s, "NAN") == 0 || strcmp(s, "INFINITY") == 0)
-        return 1;
+    for (int i = 0; kir_reserved_prefix[i]; i++)
+        if (strncmp(s, kir_reserved_prefix[i], strlen(kir_reserved_prefix[i])) == 0) return 1;
     for (int i = 0; kir_reserved[i]; i++)
         if (strcmp(s, kir_reserved[i]) == 0) return 1;
     return 0;
@@ -80,6 +88,11 @@ static char *kir_c_name(const char *name, char *const *taken, int n) {
     }
     for (size_t i = 0; i < len; i++) base[j++] = isalnum((unsigned char)name[i]) ? name[i] : '_';
     base[j] = '\0';
+    if (kir_is_reserved(base)) { /* a suffix cannot help when a prefix is reserved: prefix it */
+        char *pre = kf_asprintf("v_%s", base);
+        free(base);
+        if (!(base = pre)) return NULL;
+    }
     char *out = kf_strdup(base);
     for (int suffix = 1; out; suffix++) {
         int clash = kir_is_reserved(out);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -556,6 +557,49 @@ static void test_gemm(void) {
     tp_free(&t);
 }
 
+/* As the harness does: build in the parent, run in a forked child, after the parent has
+ * used OpenBLAS itself (its thread pool must survive the fork). */
+static void test_gemm_in_child(void) {
+    enum { M = 200, N = 190, K = 180 }; /* large enough for OpenBLAS to use its threads */
+    tprog t;
+    tp_init(&t);
+    int a = tp_buf(&t, "a", KF_BUF_INPUT, KF_F32, M * K), b = tp_buf(&t, "b", KF_BUF_INPUT, KF_F32, K * N);
+    int c = tp_buf(&t, "c", KF_BUF_OUTPUT, KF_F32, M * N);
+    kf_step *s = tp_step(&t, KF_STEP_GEMM);
+    s->a = a, s->b = b, s->c = c, s->m = M, s->n = N, s->k = K, s->lda = K, s->ldb = N, s->ldc = N;
+    tslots sl;
+    slots_alloc(&sl, &t.p);
+    for (int i = 0; i < M * K; i++) F32(sl, a)[i] = (float)((i * 7) % 13) - 6;
+    for (int i = 0; i < K * N; i++) F32(sl, b)[i] = (float)((i * 3) % 17) * 0.5f;
+    kf_err err = {0};
+    KF_CHECK_MSG(build_run(&t, &sl, &err) == 0, "%s", err.msg); /* in the parent first */
+    float *ref = calloc(M * N, sizeof *ref);
+    naive_gemm(F32(sl, a), F32(sl, b), ref, M, N, K, 0, 0, K, N, N, 1, 0);
+    for (int i = 0; i < M * N; i++) KF_CHECK(fabsf(F32(sl, c)[i] - ref[i]) <= 1e-3f * (1 + fabsf(ref[i])));
+    memset(sl.s[c].data, KF_POISON_BYTE, sl.s[c].nbytes);
+    kf_build_opts o = opts();
+    kf_build bd = {0};
+    KF_CHECK(T->build(&t.p, &o, &bd, &err) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(60);
+        void *rt = NULL;
+        int rc = T->open(&t.p, &bd, &o, &rt, &err);
+        if (!rc) rc = T->bind(rt, sl.s, sl.n, &err);
+        if (!rc) rc = T->run(rt, &err);
+        for (int i = 0; i < M * N && !rc; i++) rc = fabsf(F32(sl, c)[i] - ref[i]) > 1e-3f * (1 + fabsf(ref[i]));
+        _exit(rc ? 1 : 0);
+    }
+    int status = -1;
+    KF_CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    KF_CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    free(ref);
+    kf_build_free(&bd);
+    slots_free(&sl);
+    tp_free(&t);
+}
+
 static void test_fill_copy_time(void) {
     tprog t;
     tp_init(&t);
@@ -715,6 +759,7 @@ int main(void) {
     KF_RUN(test_compile_error);
     KF_RUN(test_cache);
     KF_RUN(test_gemm);
+    KF_RUN(test_gemm_in_child);
     KF_RUN(test_fill_copy_time);
     KF_RUN(test_time);
     KF_RUN(test_bad_plans);

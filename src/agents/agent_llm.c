@@ -131,8 +131,17 @@ static int llm_propose(kf_agent *a, const kf_problem *pb, const kf_history *h, k
         char *hint = NULL;
         if (last->result.status == KF_ST_VERIFIED && la->o.profile_fn)
             hint = la->o.profile_fn(la->o.user, pb, last);
+        /* A caller that times PyTorch once per problem leaves eager_ms in one result only:
+         * the speedup is then computed against the latest baseline in the history. */
+        kf_attempt shown = *last;
+        for (int i = h->n - 1; i >= 0 && shown.result.eager_ms <= 0; i--)
+            if (h->attempts[i].result.eager_ms > 0) {
+                shown.result.eager_ms = h->attempts[i].result.eager_ms;
+                if (shown.result.compile_ms <= 0)
+                    shown.result.compile_ms = h->attempts[i].result.compile_ms;
+            }
         char *fb = NULL;
-        rc = kf_llm_feedback(la->prompts_dir, last, perr, la->o.max_attempts, hint,
+        rc = kf_llm_feedback(la->prompts_dir, &shown, perr, la->o.max_attempts, hint,
                              la->o.max_feedback_chars, &fb, err);
         free(hint);
         if (rc) return kf_err_prefix(err, "%s", a->name);

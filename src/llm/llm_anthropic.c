@@ -12,7 +12,7 @@
 
 #define LLM_ANTHROPIC_DEFAULT_MAX_TOKENS 8192
 
-char *llm_anthropic_request(const kf_llm_provider *p, const kf_llm_message *m, int n,
+char *kf_llm_anthropic_request(const kf_llm_provider *p, const kf_llm_message *m, int n,
                             int max_tokens, double temperature) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
@@ -55,7 +55,7 @@ char *llm_anthropic_request(const kf_llm_provider *p, const kf_llm_message *m, i
     return s;
 }
 
-int llm_anthropic_parse(const char *body, char **reply, kf_llm_usage *u, kf_err *err) {
+int kf_llm_anthropic_parse(const char *body, char **reply, kf_llm_usage *u, kf_err *err) {
     *reply = NULL;
     cJSON *root = cJSON_Parse(body);
     if (!root) return kf_fail(err, KF_E_FORMAT, "response is not JSON");

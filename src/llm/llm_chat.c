@@ -28,7 +28,7 @@ static void llm_sleep(double s) {
     }
 }
 
-char *llm_error_text(const char *body) {
+char *kf_llm_error_text(const char *body) {
     if (!body || !*body) return kf_strdup("(empty response body)");
     cJSON *root = cJSON_Parse(body);
     if (root) {
@@ -81,8 +81,8 @@ int kf_llm_chat(const kf_llm_provider *p, const kf_llm_message *msgs, int n,
     double timeout_s = p->timeout_s > 0 ? p->timeout_s : opts->timeout_s;
 
     char *body = p->api == KF_LLM_ANTHROPIC
-                     ? llm_anthropic_request(p, msgs, n, max_tokens, temperature)
-                     : llm_openai_request(p, msgs, n, max_tokens, temperature);
+                     ? kf_llm_anthropic_request(p, msgs, n, max_tokens, temperature)
+                     : kf_llm_openai_request(p, msgs, n, max_tokens, temperature);
     if (!body) return kf_fail(err, KF_E_NOMEM, "out of memory");
     char *url = kf_asprintf("%s%s", p->base,
                             p->api == KF_LLM_ANTHROPIC ? "/v1/messages" : "/chat/completions");
@@ -102,10 +102,10 @@ int kf_llm_chat(const kf_llm_provider *p, const kf_llm_message *msgs, int n,
     last[0] = 0;
     int last_code = KF_E_IO;
     for (;;) {
-        llm_http_resp r;
+        kf_llm_http_resp r;
         tries++;
         usage->requests++;
-        int tr = llm_http_post(url, headers, nh, body, opts->connect_timeout_s, timeout_s, &r);
+        int tr = kf_llm_http_post(url, headers, nh, body, opts->connect_timeout_s, timeout_s, &r);
         int retry = 0;
         if (tr) {
             last_code = r.timed_out ? KF_E_TIMEOUT : KF_E_IO;
@@ -117,23 +117,23 @@ int kf_llm_chat(const kf_llm_provider *p, const kf_llm_message *msgs, int n,
         } else if (r.status >= 200 && r.status < 300) {
             kf_err perr;
             kf_err_clear(&perr);
-            int pr = p->api == KF_LLM_ANTHROPIC ? llm_anthropic_parse(r.body, reply, usage, &perr)
-                                                : llm_openai_parse(r.body, reply, usage, &perr);
-            llm_http_resp_free(&r);
+            int pr = p->api == KF_LLM_ANTHROPIC ? kf_llm_anthropic_parse(r.body, reply, usage, &perr)
+                                                : kf_llm_openai_parse(r.body, reply, usage, &perr);
+            kf_llm_http_resp_free(&r);
             if (pr) {
                 rc = kf_fail(err, pr, "%s: unreadable response from %s: %s", p->name, url,
                              perr.msg);
             }
             break;
         } else {
-            char *et = llm_error_text(r.body);
+            char *et = kf_llm_error_text(r.body);
             last_code = KF_E_IO;
             snprintf(last, sizeof last, "HTTP %ld: %s", r.status, et ? et : "");
             free(et);
             retry = llm_retryable_status(r.status);
         }
         if (!retry || tries > opts->max_retries) {
-            llm_http_resp_free(&r);
+            kf_llm_http_resp_free(&r);
             char *safe = kf_llm_redact(p, last);
             if (tries > 1)
                 rc = kf_fail(err, last_code, "%s: request to %s failed after %d tries: %s",
@@ -149,7 +149,7 @@ int kf_llm_chat(const kf_llm_provider *p, const kf_llm_message *msgs, int n,
         wait *= llm_jitter(tries);
         if (!tr && r.retry_after_s >= 0) wait = r.retry_after_s;
         if (wait > opts->backoff_max_s) wait = opts->backoff_max_s;
-        llm_http_resp_free(&r);
+        kf_llm_http_resp_free(&r);
         usage->retries++;
         llm_sleep(wait);
     }

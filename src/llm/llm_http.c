@@ -22,7 +22,7 @@ int kf_llm_global_init(kf_err *err) {
 
 void kf_llm_global_cleanup(void) { curl_global_cleanup(); }
 
-void llm_http_resp_free(llm_http_resp *r) {
+void kf_llm_http_resp_free(kf_llm_http_resp *r) {
     free(r->body);
     r->body = NULL;
     r->len = 0;
@@ -36,7 +36,7 @@ static size_t llm_http_body_cb(char *data, size_t size, size_t n, void *ctx) {
 
 /* Retry-After: seconds or an HTTP date; retry-after-ms: milliseconds (OpenAI). */
 static size_t llm_http_header_cb(char *data, size_t size, size_t n, void *ctx) {
-    llm_http_resp *r = ctx;
+    kf_llm_http_resp *r = ctx;
     size_t len = size * n;
     char line[256];
     if (len >= sizeof line) return len;
@@ -73,8 +73,8 @@ static size_t llm_http_header_cb(char *data, size_t size, size_t n, void *ctx) {
     return size * n;
 }
 
-int llm_http_post(const char *url, const char *const *headers, int n_headers, const char *body,
-                  double connect_timeout_s, double timeout_s, llm_http_resp *r) {
+int kf_llm_http_post(const char *url, const char *const *headers, int n_headers, const char *body,
+                  double connect_timeout_s, double timeout_s, kf_llm_http_resp *r) {
     memset(r, 0, sizeof *r);
     r->retry_after_s = -1;
     CURL *c = curl_easy_init();

@@ -21,29 +21,29 @@ struct kf_llm_provider {
 
 /* One HTTP POST. Returns 0 when a response arrived (any status) and -1 on a transport error
  * (transport_msg says what; timed_out set for a timeout). */
-typedef struct llm_http_resp {
+typedef struct kf_llm_http_resp {
     long status;
     char *body;              /* malloc'd, NUL-terminated */
     size_t len;
     double retry_after_s;    /* Retry-After / retry-after-ms; < 0 when absent */
     int timed_out;
     char transport_msg[256];
-} llm_http_resp;
+} kf_llm_http_resp;
 
-int llm_http_post(const char *url, const char *const *headers, int n_headers, const char *body,
-                  double connect_timeout_s, double timeout_s, llm_http_resp *r);
-void llm_http_resp_free(llm_http_resp *r);
+int kf_llm_http_post(const char *url, const char *const *headers, int n_headers, const char *body,
+                  double connect_timeout_s, double timeout_s, kf_llm_http_resp *r);
+void kf_llm_http_resp_free(kf_llm_http_resp *r);
 
 /* Wire formats. *_request returns the JSON body (malloc'd) or NULL when out of memory. */
-char *llm_openai_request(const kf_llm_provider *p, const kf_llm_message *m, int n,
+char *kf_llm_openai_request(const kf_llm_provider *p, const kf_llm_message *m, int n,
                          int max_tokens, double temperature);
-int llm_openai_parse(const char *body, char **reply, kf_llm_usage *u, kf_err *err);
-char *llm_anthropic_request(const kf_llm_provider *p, const kf_llm_message *m, int n,
+int kf_llm_openai_parse(const char *body, char **reply, kf_llm_usage *u, kf_err *err);
+char *kf_llm_anthropic_request(const kf_llm_provider *p, const kf_llm_message *m, int n,
                             int max_tokens, double temperature);
-int llm_anthropic_parse(const char *body, char **reply, kf_llm_usage *u, kf_err *err);
+int kf_llm_anthropic_parse(const char *body, char **reply, kf_llm_usage *u, kf_err *err);
 
 /* The provider's error text from an error body ({"error":{"message":...}} in both protocols,
  * or a plain-text body cut to 300 characters). malloc'd. */
-char *llm_error_text(const char *body);
+char *kf_llm_error_text(const char *body);
 
 #endif

@@ -9,7 +9,7 @@
 
 #include "core/kf_str.h"
 
-char *llm_openai_request(const kf_llm_provider *p, const kf_llm_message *m, int n,
+char *kf_llm_openai_request(const kf_llm_provider *p, const kf_llm_message *m, int n,
                          int max_tokens, double temperature) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
@@ -29,7 +29,7 @@ char *llm_openai_request(const kf_llm_provider *p, const kf_llm_message *m, int 
     return s;
 }
 
-int llm_openai_parse(const char *body, char **reply, kf_llm_usage *u, kf_err *err) {
+int kf_llm_openai_parse(const char *body, char **reply, kf_llm_usage *u, kf_err *err) {
     *reply = NULL;
     cJSON *root = cJSON_Parse(body);
     if (!root) return kf_fail(err, KF_E_FORMAT, "response is not JSON");

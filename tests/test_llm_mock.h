@@ -50,7 +50,10 @@ static inline void test_repo_path(const char *rel, char *out, size_t n) {
 
 static inline int test_mkdtemp(char *out, size_t n) {
     const char *t = getenv("TMPDIR");
-    snprintf(out, n, "%s/kf-llm-test-XXXXXX", t && *t ? t : "/tmp");
+    /* mkdtemp's template ends in six 'X' characters. */
+    int len = snprintf(out, n, "%s/kf-llm-test-......", t && *t ? t : "/tmp");
+    if (len < 6 || (size_t)len >= n) return -1;
+    memset(out + len - 6, 'X', 6);
     return mkdtemp(out) ? 0 : -1;
 }
 

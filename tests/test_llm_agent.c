@@ -639,6 +639,55 @@ static void test_agent_failure_and_stop(void) {
     test_mock_stop(&m);
 }
 
+/* A verified result without a baseline is compared with the latest eager time in the history
+ * (callers may time PyTorch once per problem). */
+static void test_agent_speedup_from_history(void) {
+    char fx[PATH_MAX];
+    test_fixture("three_answers.json", fx, sizeof fx);
+    test_mock m;
+    if (test_mock_start(&m, fx, NULL)) KF_SKIP("tool_mock_llm did not start");
+    kf_llm_agent_opts o;
+    kf_llm_agent_opts_default(&o);
+    o.provider.api_key = AGENT_KEY;
+    o.provider.base_url = m.base_openai;
+    o.prompts_dir = prompts_dir;
+    kf_agent *a = NULL;
+    kf_err err;
+    kf_err_clear(&err);
+    if (kf_agent_llm_new("llm:openai:m", &o, &a, &err)) {
+        KF_CHECK_MSG(0, "%s", err.msg);
+        test_mock_stop(&m);
+        return;
+    }
+    kf_problem pb = {"p.py", "x = 1\n", NULL, NULL, "cpu"};
+    kf_program *progs[3] = {0};
+    kf_attempt at[2];
+    for (int turn = 0; turn < 3; turn++) {
+        kf_history h = {at, turn};
+        int n = 1;
+        KF_CHECK_EQ_INT(a->propose(a, &pb, &h, &progs[turn], &n, &err), 0);
+        KF_CHECK_EQ_INT(n, 1);
+        if (n != 1) break;
+        if (turn < 2) {
+            set_result(&at[turn], turn + 1, progs[turn], KF_ST_VERIFIED, "verified on 5 trials");
+            at[turn].result.ms = turn == 0 ? 1.0 : 0.5;
+            at[turn].result.eager_ms = turn == 0 ? 2.0 : 0;
+        }
+    }
+    char *fb = test_mock_message(&m, 3, -1, NULL, 0);
+    KF_CHECK_MSG(fb && strstr(fb, "Its time: 0.5000 ms (median).\nPyTorch eager: 2.000 ms, so the "
+                                  "speedup over eager is 4.00x.\n"), "%s", fb ? fb : "(none)");
+    free(fb);
+    for (int i = 0; i < 2; i++) kf_result_free(&at[i].result);
+    for (int i = 0; i < 3; i++)
+        if (progs[i]) {
+            kf_program_free(progs[i]);
+            free(progs[i]);
+        }
+    a->destroy(a);
+    test_mock_stop(&m);
+}
+
 static void test_agent_setup_errors(void) {
     kf_llm_agent_opts o;
     kf_llm_agent_opts_default(&o);
@@ -721,6 +770,7 @@ int main(void) {
     KF_RUN(test_feedback_texts);
     KF_RUN(test_agent_conversation);
     KF_RUN(test_agent_failure_and_stop);
+    KF_RUN(test_agent_speedup_from_history);
     KF_RUN(test_agent_setup_errors);
     KF_RUN(test_agent_from_spec);
     kf_llm_global_cleanup();

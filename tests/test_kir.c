@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Compiles src with the strict warning flags; 1 if clean, 0 if not (output printed), -1 if
@@ -17,8 +18,10 @@
 static int compile_clean_std(const char *src, const char *std) {
     const char *cc = getenv("KFORGE_CC");
     if (!cc || !*cc) cc = "cc";
-    char dir[] = "/tmp/kf_test_kir_XXXXXX";
-    if (!mkdtemp(dir)) return -1;
+    static int serial;
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/kf_test_kir_%ld_%d", (long)getpid(), serial++);
+    if (mkdir(dir, 0700) != 0) return -1;
     char path[256], log[256], cmd[1024];
     snprintf(path, sizeof path, "%s/k.c", dir);
     snprintf(log, sizeof log, "%s/log", dir);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -170,8 +171,10 @@ int kf_cpu_available(kf_err *err) {
     free(ident);
     if (rc) return rc;
     const char *tmp = getenv("TMPDIR");
-    char *dir = kf_asprintf("%s/kforge-cc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!dir || !mkdtemp(dir)) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char *dir = kf_asprintf("%s/kforge-cc-%ld-%ld", tmp && *tmp ? tmp : "/tmp", (long)getpid(), (long)ts.tv_nsec);
+    if (!dir || mkdir(dir, 0700) != 0) {
         free(dir);
         return kf_fail(err, KF_E_IO, "cpu: cannot make a temporary directory: %s", strerror(errno));
     }

@@ -1,0 +1,207 @@
+/* fuse.h: fusion planning and fused lowering for the search agent.
+ *
+ * The planner groups a graph's live nodes into kernels:
+ *  - views cost nothing: row-major views alias their input's storage, and views that only
+ *    re-index (permute, transpose, expand, slice, select, ...) are inlined into the loads of
+ *    their consumers;
+ *  - elementwise nodes of equal element count that feed each other share one loop (a group may
+ *    store several values, e.g. both results of an LSTM cell);
+ *  - an elementwise chain that feeds only a reduction-like op (sum, mean, softmax, norms, pools)
+ *    is inlined into that op's loads (a prologue);
+ *  - an elementwise chain that consumes a matmul/conv/reduction result of the same element
+ *    count is applied before that result's store (an epilogue); with a library GEMM the
+ *    epilogue is one kernel run in place after the gemm step.
+ *
+ * Lowering turns a plan plus one schedule per group (kf_gsched) into a kf_program, reusing the
+ * naive lowering's op builders (lower.h) through load_hook / store_hook. */
+#ifndef KF_FUSE_H
+#define KF_FUSE_H
+
+#include <stdint.h>
+#include "agents/kf_agent.h"
+
+typedef enum {
+    KF_FN_DEAD,    /* not needed for any output, or writes nothing */
+    KF_FN_ALIAS,   /* row-major view: shares its input's storage */
+    KF_FN_GATHER,  /* re-indexing view: inlined into its consumers' loads */
+    KF_FN_EW,      /* elementwise */
+    KF_FN_GEMM,    /* matrix product (mm, bmm, addmm, linear, matmul, baddbmm, ...) */
+    KF_FN_CONV,    /* convolution */
+    KF_FN_OP       /* any other op with a kernel builder (reductions, norms, pools, ...) */
+} kf_fnode_kind;
+
+typedef struct kf_fgroup {
+    int anchor;            /* the GEMM/CONV/OP node, or -1 for an elementwise-only group */
+    int *nodes; int n_nodes;       /* member nodes in topological order (anchor included) */
+    int *stores; int n_stores;     /* values computed here that are stored (used elsewhere) */
+    int64_t numel;         /* elements of the group's loop (anchor output / elementwise shape) */
+    double flops, bytes;   /* rough work estimate, to rank groups for tuning */
+} kf_fgroup;
+
+typedef struct kf_fplan {
+    int n_nodes, n_values;
+    kf_fnode_kind *kind;       /* per node */
+    int *group;                /* per node: its group, -1 for views and dead nodes */
+    unsigned char *prologue;   /* per node: inlined into its group's anchor loads */
+    unsigned char *stored;     /* per value: has its own storage written by some group */
+    int *alias_of;             /* per value: storage root through row-major views (itself if none) */
+    kf_fgroup *groups; int n_groups;   /* topological order */
+} kf_fplan;
+
+typedef struct kf_fuse_opts {
+    int prologues;      /* inline elementwise chains into reduction-like ops (default 1) */
+    int epilogues;      /* fuse elementwise chains after gemm/conv/reductions (default 1) */
+    int ew_chains;      /* fuse elementwise chains with each other (default 1) */
+    int max_inline;     /* expression nodes a prologue may inline (default 64) */
+} kf_fuse_opts;
+
+void kf_fuse_opts_default(kf_fuse_opts *o);
+/* Plans g; KF_E_UNSUPPORTED naming the first op with no lowering. */
+int kf_fuse_plan(const kf_graph *g, const kf_fuse_opts *o, kf_fplan *plan, kf_err *err);
+void kf_fuse_plan_free(kf_fplan *plan);
+/* Group of the node producing value v (-1 for inputs, params, views). */
+int kf_fuse_value_group(const kf_graph *g, const kf_fplan *plan, int v);
+/* One line per group ("g0: addmm+relu+mul [gemm] stores v5"), for logs and tests. */
+char *kf_fuse_plan_describe(const kf_graph *g, const kf_fplan *plan);
+
+/* How one group is implemented. */
+typedef enum {
+    KF_IMPL_AUTO,     /* the default for the group's kind */
+    KF_IMPL_KIR,      /* generated loops (the op builder, or the elementwise loop) */
+    KF_IMPL_LIB,      /* GEMM: vendor gemm step + fused epilogue kernel */
+    KF_IMPL_IM2COL,   /* CONV: im2col kernel + gemm step + fused epilogue kernel */
+    KF_IMPL_DIRECT    /* CONV: vectorised direct convolution over a padded input */
+} kf_impl;
+
+typedef struct kf_gsched {
+    kf_impl impl;
+    int parallel;      /* 1: parallel outer loop (default), 0: serial (tiny work) */
+    int vec;           /* 1: omp simd on innermost loops where legal (default 1) */
+    int chunk;         /* elementwise loop: elements per inner vector loop (0: whole rows) */
+    int tile;          /* KIR loop nests: tile size of the two outer loops (0: none) */
+    int unroll;        /* unroll factor of the innermost serial loop (0: none) */
+    int block;         /* direct conv / matmul: output channels (columns) per register block */
+} kf_gsched;
+
+void kf_gsched_default(kf_gsched *s);
+/* The default schedule for group gi (impl chosen by shapes and dtypes). */
+void kf_gsched_auto(const kf_graph *g, const kf_fplan *plan, int gi, kf_gsched *s);
+/* 1 if impl can implement group gi (dtypes, shapes, op attributes). */
+int kf_fuse_impl_ok(const kf_graph *g, const kf_fplan *plan, int gi, kf_impl impl);
+
+/* Lowers g with plan and one schedule per group (NULL: defaults) into a program for target
+ * ("cpu"). out is initialised here; freed on failure. */
+int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *scheds,
+                  const char *target, const char *agent, kf_program *out, kf_err *err);
+
+/* ---- shared by the fuse*.c files ---- */
+#include "kir/kir.h"
+
+/* A re-indexing view captured from its op builder: output slot s is
+ * out_s[i] = src[idx_s(i)], idx_s an expression (in kernel k) over variable var[s] only. */
+#define KF_FGATHER_SLOTS 16
+typedef struct kf_fgather {
+    kir_kernel *k;
+    int src;                          /* the source value */
+    int n_slots;
+    int var[KF_FGATHER_SLOTS];
+    kir_expr *idx[KF_FGATHER_SLOTS];  /* NULL for a slot that is not written */
+} kf_fgather;
+/* 1 and *gt filled if node's builder is a pure gather (one loop per output slot storing a load
+ * of one source value at an index computed from the loop variable alone); 0 if not; < 0 on
+ * failure (out of memory). */
+int kf_fuse_gather_capture(const kf_graph *g, int node, kf_fgather *gt, kf_err *err);
+void kf_fuse_gather_free(kf_fgather *gt);
+/* Classify one live node (kind of kf_fplan). */
+kf_fnode_kind kf_fuse_classify(const kf_graph *g, int node);
+/* Ops whose builders load each input element O(1) times and accept an inlined prologue, and
+ * ops whose slot-0 store accepts an epilogue. */
+int kf_fuse_takes_prologue(const kf_graph *g, int node);
+int kf_fuse_takes_epilogue(const kf_graph *g, int node);
+/* Value read by argument i of a node (through lists), for use scans: calls fn(v, ctx). */
+void kf_fuse_each_input(const kf_node *n, void (*fn)(int v, void *ctx), void *ctx);
+
+/* Element expressions (fuse_expr.c): the element of a graph value at a flat index, computed
+ * through views and the elementwise nodes marked inline, loading everything else. */
+typedef struct kf_fexpr kf_fexpr;
+struct kf_fexpr {
+    kir_kernel *k;
+    const kf_graph *g;
+    const kf_fnode_kind *kind;     /* per node */
+    const unsigned char *inl;      /* per node: elementwise node computed inline */
+    int *local;                    /* per value: variable holding its element here, or -1 */
+    kf_fgather *gathers;           /* per node, captured on first use (k == NULL: not yet) */
+    unsigned char *gather_done;    /* per node */
+    /* Load of a stored value (input, param or computed) at idx; NULL on failure. */
+    kir_expr *(*load)(kf_fexpr *x, int value, kir_expr *idx);
+    void *user;
+    kf_err *err;
+    int rc;                        /* first failure */
+};
+kir_expr *kf_fexpr_elem(kf_fexpr *x, int v, kir_expr *idx);
+/* Elementwise node's output element at idx (flat index into its output). Operands that are not
+ * variables or constants are bound to locals in parent when parent != NULL. The result is
+ * converted to the element type a load of the output's dtype yields. */
+kir_expr *kf_fexpr_ew(kf_fexpr *x, int node, kir_expr *idx, kir_stmt *parent);
+/* The captured gather of node (NULL if it is not one). */
+kf_fgather *kf_fexpr_gather(kf_fexpr *x, int node);
+/* Source value of an alias node's output. */
+int kf_fuse_alias_src(const kf_node *n);
+/* Nodes in an expression tree and the transcendental calls among them. */
+int kf_fexpr_size(const kir_expr *e, int *calls);
+
+/* The fused lowering's state (fuse_lower.c), shared with fuse_gemm.c and fuse_conv.c. */
+typedef struct kf_fl {
+    const kf_graph *g;
+    const kf_fplan *plan;
+    kf_program *p;
+    int *val_buf;                 /* per storage-root value: program buffer, or -1 */
+    kf_fgather *gathers;          /* per node */
+    unsigned char *gather_done;   /* per node */
+    kir_kernel **kernels; int n_kernels, cap_kernels;
+    /* the kernel being built */
+    kir_kernel *k;
+    int *kbuf;                    /* program buffer -> kernel buffer, or -1 */
+    int *kbuf_pbuf;               /* kernel buffer -> program buffer */
+    int *local;                   /* per value: variable, or -1 */
+    unsigned char *live;          /* per value, for the op builders */
+    int gi;                       /* group being lowered */
+    int self_read;                /* the builder read one of its anchor's outputs */
+    int n_scratch;
+    kf_err *err;
+} kf_fl;
+
+/* Starts a kernel (named k<N>) and ends it: schedule, then a launch step with every kernel
+ * buffer as an argument. */
+int kf_fl_kernel_begin(kf_fl *c, kf_err *err);
+int kf_fl_kernel_end(kf_fl *c, const kf_gsched *s, kf_err *err);
+/* Kernel buffer of program buffer pb in the current kernel (added on first use). */
+int kf_fl_kbuf(kf_fl *c, int pb, int writes);
+/* Program buffer holding value v (through row-major views), or -1. */
+int kf_fl_value_pbuf(const kf_fl *c, int v);
+/* A new scratch buffer of numel elements of dtype. */
+int kf_fl_scratch(kf_fl *c, kf_dtype dt, int64_t numel);
+/* An element-expression context over the current kernel (loads stored values). */
+void kf_fl_fexpr(kf_fl *c, kf_fexpr *x);
+/* Program buffer with the contiguous row-major elements of v: its own storage, or a new
+ * scratch buffer filled by a gather kernel. */
+int kf_fl_materialise(kf_fl *c, int v, const kf_gsched *s, kf_err *err);
+/* The elementwise loop of group gi (its non-anchor, non-prologue nodes) over numel elements.
+ * seed_buf >= 0: the anchor's first output is read from program buffer seed_buf (a gemm
+ * result), plus beta * bias (bias value >= 0, broadcast to the output as bias_desc says, NULL:
+ * its own shape) first; it is stored back when stored. */
+int kf_fl_ew_loop(kf_fl *c, int gi, int seed_buf, int bias, const kf_tdesc *bias_desc, double beta,
+                  const kf_gsched *s, kf_err *err);
+/* The library lowerings (fuse_gemm.c, fuse_conv.c). */
+int kf_fl_gemm_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
+int kf_fl_conv_im2col(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
+int kf_fl_gemm_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_conv_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+/* Where the gemm result of group gi goes: the anchor's storage when stored, else a stored
+ * elementwise result of the same dtype and size (overwritten in place by the epilogue), else
+ * a new scratch buffer. */
+int kf_fl_gemm_out(kf_fl *c, int gi);
+/* 1 if group gi has elementwise nodes after its anchor. */
+int kf_fl_has_epilogue(const kf_fl *c, int gi);
+
+#endif

@@ -1,0 +1,43 @@
+/* fuse_sched.c: per-group schedules: the defaults, the automatic first choice (library gemm
+ * for matrix products the gemm step can run, im2col + gemm for big convolutions, serial loops
+ * for tiny groups) and which implementations a group admits. */
+#include "agents/fuse.h"
+
+void kf_gsched_default(kf_gsched *s) {
+    s->impl = KF_IMPL_AUTO;
+    s->parallel = 1;
+    s->vec = 1;
+    s->chunk = 0;
+    s->tile = 0;
+    s->unroll = 0;
+    s->block = 0;
+}
+
+int kf_fuse_impl_ok(const kf_graph *g, const kf_fplan *plan, int gi, kf_impl impl) {
+    if (gi < 0 || gi >= plan->n_groups) return 0;
+    int a = plan->groups[gi].anchor;
+    switch (impl) {
+    case KF_IMPL_AUTO:
+    case KF_IMPL_KIR:
+        return 1;
+    case KF_IMPL_LIB:
+        return a >= 0 && kf_fl_gemm_ok(g, plan, gi);
+    case KF_IMPL_IM2COL:
+        return a >= 0 && kf_fl_conv_ok(g, plan, gi);
+    default:
+        return 0;
+    }
+}
+
+void kf_gsched_auto(const kf_graph *g, const kf_fplan *plan, int gi, kf_gsched *s) {
+    kf_gsched_default(s);
+    const kf_fgroup *gr = &plan->groups[gi];
+    s->impl = KF_IMPL_KIR;
+    if (gr->anchor >= 0) {
+        kf_fnode_kind k = plan->kind[gr->anchor];
+        if (k == KF_FN_GEMM && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_LIB)) s->impl = KF_IMPL_LIB;
+        if (k == KF_FN_CONV && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_IM2COL)) s->impl = KF_IMPL_IM2COL;
+    }
+    /* threads cost a few microseconds to wake: not worth it below ~32k simple operations */
+    if (gr->flops + gr->bytes / 4.0 < 32768.0) s->parallel = 0;
+}

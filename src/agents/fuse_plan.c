@@ -113,6 +113,24 @@ static int would_cycle(plan_ctx *c, int a, int b) {
     return 0;
 }
 
+/* 1 if a node of group `from` produces a value that a node of group `to` reads. */
+static int direct_edge(plan_ctx *c, int from, int to) {
+    const kf_graph *g = c->g;
+    for (int m = 0; m < g->n_nodes; m++) {
+        if (!c->node_live[m] || !is_grouped(c->p, m) || find(c, m) != from) continue;
+        const kf_node *n = &g->nodes[m];
+        for (int j = 0; j < n->n_outs; j++) {
+            int v = n->outs[j];
+            if (v < 0) continue;
+            for (int i = 0; i < c->n_cons[v]; i++) {
+                int s = c->cons[v][i];
+                if (is_grouped(c->p, s) && find(c, s) == to) return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 static int try_merge(plan_ctx *c, int x, int y) {
     int a = find(c, x), b = find(c, y);
     if (a == b) return 1;
@@ -203,7 +221,7 @@ static int try_prologue(plan_ctx *c, int a, int m, unsigned char *inl) {
         for (int i = 0; i < c->n_cons[v]; i++)
             if (c->cons[v][i] == a && !prologue_small(c, inl, v)) return 0;
     }
-    if (!try_merge(c, a, m)) return 0;
+    if (direct_edge(c, find(c, a), r) || !try_merge(c, a, m)) return 0;
     for (int q = 0; q < nn; q++)
         if (inl[q]) c->p->prologue[q] = 1;
     return 1;
@@ -257,7 +275,7 @@ static void merge_epilogues(plan_ctx *c) {
             int q = c->cons[v][i];
             if (c->p->kind[q] != KF_FN_EW || c->p->prologue[q] || group_anchor(c, q) >= 0) continue;
             if (g->nodes[q].outs[0] < 0 || numel(g, g->nodes[q].outs[0]) != numel(g, v)) continue;
-            if (reads_other_slots(c, find(c, q), a)) continue;
+            if (reads_other_slots(c, find(c, q), a) || direct_edge(c, find(c, q), find(c, a))) continue;
             try_merge(c, a, q);
         }
     }

@@ -1,0 +1,213 @@
+/* search_space.c: the search agent's schedule space for one graph: the fused plan and the
+ * one-op-per-group plan, points named by key strings (one schedule per group), the automatic
+ * starting point, the neighbours of a point (one group's implementation, threading, chunk or
+ * vectorisation changed, heaviest groups first) and lowering a point into a program. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "agents/search.h"
+#include "core/kf_str.h"
+
+static const char impl_chars[] = "AKLID";
+
+int kf_search_space_init(kf_search_space *sp, const kf_graph *g, kf_err *err) {
+    memset(sp, 0, sizeof *sp);
+    sp->g = g;
+    kf_fuse_opts o;
+    kf_fuse_opts_default(&o);
+    int rc = kf_fuse_plan(g, &o, &sp->plans[0], err);
+    if (rc) return rc;
+    o.prologues = o.epilogues = o.ew_chains = 0;
+    rc = kf_fuse_plan(g, &o, &sp->plans[1], err);
+    if (rc) {
+        kf_fuse_plan_free(&sp->plans[0]);
+        return rc;
+    }
+    sp->n_plans = 2;
+    return 0;
+}
+
+void kf_search_space_free(kf_search_space *sp) {
+    for (int i = 0; i < sp->n_plans; i++) kf_fuse_plan_free(&sp->plans[i]);
+    sp->n_plans = 0;
+}
+
+char *kf_search_key(const kf_search_space *sp, int plan, const kf_gsched *s) {
+    kf_str k;
+    kf_str_init(&k);
+    kf_str_appendf(&k, "P%d", plan);
+    for (int i = 0; i < sp->plans[plan].n_groups; i++) {
+        int impl = s[i].impl >= 0 && s[i].impl <= KF_IMPL_DIRECT ? s[i].impl : 0;
+        kf_str_appendf(&k, ";%c%d%d.%d.%d.%d.%d", impl_chars[impl], s[i].parallel ? 1 : 0, s[i].vec ? 1 : 0,
+                       s[i].chunk, s[i].tile, s[i].unroll, s[i].block);
+    }
+    return kf_str_take(&k);
+}
+
+int kf_search_key_parse(const kf_search_space *sp, const char *key, int *plan, kf_gsched **out) {
+    *out = NULL;
+    if (!key || key[0] != 'P') return KF_E_INVALID;
+    char *end;
+    long p = strtol(key + 1, &end, 10);
+    if (end == key + 1 || p < 0 || p >= sp->n_plans) return KF_E_INVALID;
+    int ng = sp->plans[p].n_groups;
+    kf_gsched *s = calloc((size_t)ng + 1, sizeof *s);
+    if (!s) return KF_E_NOMEM;
+    const char *c = end;
+    for (int i = 0; i < ng; i++) {
+        if (*c != ';') goto bad;
+        c++;
+        const char *ic = *c ? strchr(impl_chars, *c) : NULL;
+        if (!ic) goto bad;
+        kf_gsched_default(&s[i]);
+        s[i].impl = (kf_impl)(ic - impl_chars);
+        if ((c[1] != '0' && c[1] != '1') || (c[2] != '0' && c[2] != '1')) goto bad;
+        s[i].parallel = c[1] - '0';
+        s[i].vec = c[2] - '0';
+        int used = 0;
+        if (sscanf(c + 3, ".%d.%d.%d.%d%n", &s[i].chunk, &s[i].tile, &s[i].unroll, &s[i].block, &used) != 4)
+            goto bad;
+        c += 3 + used;
+        if (!kf_fuse_impl_ok(sp->g, &sp->plans[p], i, s[i].impl)) goto bad;
+        if (s[i].chunk < 0 || s[i].tile < 0 || s[i].unroll < 0 || s[i].block < 0) goto bad;
+    }
+    if (*c) goto bad;
+    *plan = (int)p;
+    *out = s;
+    return 0;
+bad:
+    free(s);
+    return KF_E_INVALID;
+}
+
+kf_gsched *kf_search_default(const kf_search_space *sp, int plan) {
+    const kf_fplan *p = &sp->plans[plan];
+    kf_gsched *s = calloc((size_t)p->n_groups + 1, sizeof *s);
+    if (!s) return NULL;
+    for (int i = 0; i < p->n_groups; i++) kf_gsched_auto(sp->g, p, i, &s[i]);
+    return s;
+}
+
+double kf_search_work(const kf_search_space *sp, int plan) {
+    double w = 0;
+    for (int i = 0; i < sp->plans[plan].n_groups; i++)
+        w += sp->plans[plan].groups[i].flops + sp->plans[plan].groups[i].bytes;
+    return w;
+}
+
+typedef struct key_list { char **v; int n, cap; } key_list;
+
+static int push_key(key_list *l, const kf_search_space *sp, int plan, const kf_gsched *s) {
+    char *k = kf_search_key(sp, plan, s);
+    if (!k) return KF_E_NOMEM;
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], k) == 0) {
+            free(k);
+            return 0;
+        }
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 8;
+        char **nv = realloc(l->v, sizeof *nv * (size_t)cap);
+        if (!nv) {
+            free(k);
+            return KF_E_NOMEM;
+        }
+        l->v = nv;
+        l->cap = cap;
+    }
+    l->v[l->n++] = k;
+    return 0;
+}
+
+int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, char ***keys, int *n) {
+    *keys = NULL;
+    *n = 0;
+    int plan;
+    kf_gsched *s;
+    int rc = kf_search_key_parse(sp, key, &plan, &s);
+    if (rc) return rc;
+    const kf_fplan *p = &sp->plans[plan];
+    int ng = p->n_groups;
+    /* groups by work, heaviest first */
+    int *order = malloc(sizeof *order * (size_t)(ng + 1));
+    if (!order) {
+        free(s);
+        return KF_E_NOMEM;
+    }
+    for (int i = 0; i < ng; i++) order[i] = i;
+    for (int i = 1; i < ng; i++)
+        for (int j = i; j > 0; j--) {
+            const kf_fgroup *a = &p->groups[order[j - 1]], *b = &p->groups[order[j]];
+            if (a->flops + a->bytes >= b->flops + b->bytes) break;
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    int top = ng < 3 ? ng : 3;
+    double total = kf_search_work(sp, plan);
+    key_list l = {0};
+    /* 1. another implementation of a heavy group */
+    static const kf_impl impls[] = {KF_IMPL_KIR, KF_IMPL_LIB, KF_IMPL_IM2COL};
+    for (int t = 0; t < top && !rc; t++) {
+        int gi = order[t];
+        const kf_fgroup *gr = &p->groups[gi];
+        if (gr->flops + gr->bytes < 0.05 * total) continue;
+        for (size_t q = 0; q < sizeof impls / sizeof impls[0] && !rc; q++) {
+            if (impls[q] == s[gi].impl || !kf_fuse_impl_ok(sp->g, p, gi, impls[q])) continue;
+            kf_gsched keep = s[gi];
+            s[gi].impl = impls[q];
+            rc = push_key(&l, sp, plan, s);
+            s[gi] = keep;
+        }
+    }
+    /* 2. threads on or off for groups of moderate size */
+    for (int t = 0; t < top && !rc; t++) {
+        int gi = order[t];
+        const kf_fgroup *gr = &p->groups[gi];
+        if (gr->flops + gr->bytes > 4e6) continue;
+        kf_gsched keep = s[gi];
+        s[gi].parallel = !s[gi].parallel;
+        rc = push_key(&l, sp, plan, s);
+        s[gi] = keep;
+    }
+    /* 3. chunk size and vectorisation of big loops */
+    for (int t = 0; t < top && !rc && minor; t++) {
+        int gi = order[t];
+        const kf_fgroup *gr = &p->groups[gi];
+        if (gr->numel < 65536 || s[gi].impl == KF_IMPL_LIB) continue;
+        static const int chunks[] = {256, 4096};
+        for (int q = 0; q < 2 && !rc; q++) {
+            if (s[gi].chunk == chunks[q]) continue;
+            kf_gsched keep = s[gi];
+            s[gi].chunk = chunks[q];
+            rc = push_key(&l, sp, plan, s);
+            s[gi] = keep;
+        }
+        if (!rc) {
+            kf_gsched keep = s[gi];
+            s[gi].vec = !s[gi].vec;
+            rc = push_key(&l, sp, plan, s);
+            s[gi] = keep;
+        }
+    }
+    free(order);
+    free(s);
+    if (rc) {
+        for (int i = 0; i < l.n; i++) free(l.v[i]);
+        free(l.v);
+        return rc;
+    }
+    *keys = l.v;
+    *n = l.n;
+    return 0;
+}
+
+int kf_search_build(const kf_search_space *sp, const char *key, kf_program *out, kf_err *err) {
+    int plan;
+    kf_gsched *s;
+    int rc = kf_search_key_parse(sp, key, &plan, &s);
+    if (rc) return kf_fail(err, rc, "search: schedule key '%s' does not fit this problem", key);
+    rc = kf_fuse_lower(sp->g, &sp->plans[plan], s, "cpu", "search", out, err);
+    free(s);
+    return rc;
+}

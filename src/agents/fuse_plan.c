@@ -19,6 +19,7 @@ typedef struct plan_ctx {
     int **cons; int *n_cons;    /* per value: consumer nodes (through row-major views) */
     unsigned char *out_use;     /* per value: a graph output (through row-major views) */
     unsigned char *in_a, *seen; /* scratch per node */
+    unsigned char *recompute;   /* per node: elementwise, inlined into every consumer */
     int *stack;
     kf_err *err;
 } plan_ctx;
@@ -247,6 +248,66 @@ static void merge_prologues(plan_ctx *c) {
     free(inl);
 }
 
+/* Pass 2b: a cheap elementwise group feeding a reduction and other consumers is recomputed
+ * in each of them (inlined everywhere) instead of stored: exp(x - max) in a softmax written
+ * out feeds both the sum and the division. */
+typedef struct feed_ctx { plan_ctx *c; int r; int bad; } feed_ctx;
+
+static void check_feed(int v, void *ctx) {
+    feed_ctx *f = ctx;
+    plan_ctx *c = f->c;
+    int m = producer(c->g, c->p->alias_of[v]);
+    if (m < 0 || !is_grouped(c->p, m)) return;
+    int r = find(c, m);
+    if (r == f->r) return;
+    /* the producer's group must not consume this group's values */
+    if (direct_edge(c, f->r, r)) f->bad = 1;
+}
+
+static void merge_recompute(plan_ctx *c) {
+    const kf_graph *g = c->g;
+    int nn = g->n_nodes;
+    unsigned char *inl = calloc((size_t)nn + 1, 1);
+    if (!inl) return;
+    for (int m0 = 0; m0 < nn; m0++) {
+        if (!c->node_live[m0] || c->p->kind[m0] != KF_FN_EW || c->p->prologue[m0] || c->recompute[m0]) continue;
+        if (group_anchor(c, m0) >= 0 || find(c, m0) != m0) continue;
+        int r = m0, feeds_red = 0, ok = 1, outside = 0;
+        memset(inl, 0, (size_t)nn);
+        for (int q = 0; q < nn && ok; q++) {
+            if (!c->node_live[q] || !is_grouped(c->p, q) || find(c, q) != r) continue;
+            inl[q] = 1;
+            int v = g->nodes[q].outs[0];
+            if (v < 0) continue;
+            if (c->out_use[v]) ok = 0;
+            for (int i = 0; i < c->n_cons[v] && ok; i++) {
+                int s = c->cons[v][i];
+                if (is_grouped(c->p, s) && find(c, s) == r) continue;
+                kf_fnode_kind k = c->p->kind[s];
+                if (!is_grouped(c->p, s) || k == KF_FN_GEMM || k == KF_FN_CONV) ok = 0;
+                if (k == KF_FN_OP && !kf_fuse_takes_prologue(g, s)) ok = 0;
+                if (k == KF_FN_OP) feeds_red = 1;
+                outside++;
+            }
+        }
+        if (!ok || !feeds_red || outside < 2) continue;
+        feed_ctx f = {c, r, 0};
+        for (int q = 0; q < nn && !f.bad; q++)
+            if (inl[q]) kf_fuse_each_input(&g->nodes[q], check_feed, &f);
+        if (f.bad) continue;
+        int small = 1;
+        for (int q = 0; q < nn && small; q++)
+            if (inl[q] && g->nodes[q].outs[0] >= 0 && !prologue_small(c, inl, g->nodes[q].outs[0])) small = 0;
+        if (!small) continue;
+        for (int q = 0; q < nn; q++)
+            if (inl[q]) {
+                c->recompute[q] = 1;
+                c->p->prologue[q] = 1;
+            }
+    }
+    free(inl);
+}
+
 /* 1 if an elementwise group reads any output of anchor a other than the first. */
 static int reads_other_slots(plan_ctx *c, int r, int a) {
     const kf_graph *g = c->g;
@@ -333,6 +394,35 @@ static double reduction_len(const kf_graph *g, const kf_fplan *p, int a) {
     return 1;
 }
 
+/* Group dependency edges: from the group producing each input of a group's node, looking
+ * through views and recomputed elementwise nodes. */
+typedef struct edge_ctx {
+    plan_ctx *c;
+    unsigned char *edge;
+    int *indeg;
+    int ng, gi, depth;
+} edge_ctx;
+
+static void add_edge(int v, void *ctx) {
+    edge_ctx *e = ctx;
+    const kf_graph *g = e->c->g;
+    const kf_fplan *p = e->c->p;
+    if (e->depth > g->n_nodes) return;
+    int m = producer(g, v);
+    if (m < 0) return;
+    if (p->kind[m] == KF_FN_ALIAS || p->kind[m] == KF_FN_GATHER || (p->group[m] < 0 && e->c->recompute[m])) {
+        e->depth++;
+        kf_fuse_each_input(&g->nodes[m], add_edge, e);
+        e->depth--;
+        return;
+    }
+    int pg = p->group[m];
+    if (pg >= 0 && pg != e->gi && !e->edge[(size_t)pg * (size_t)e->ng + (size_t)e->gi]) {
+        e->edge[(size_t)pg * (size_t)e->ng + (size_t)e->gi] = 1;
+        e->indeg[e->gi]++;
+    }
+}
+
 /* Groups, stored values and topological order. */
 static int build_groups(plan_ctx *c) {
     const kf_graph *g = c->g;
@@ -344,7 +434,7 @@ static int build_groups(plan_ctx *c) {
     int ng = 0;
     for (int m = 0; m < nn; m++) {
         p->group[m] = -1;
-        if (!c->node_live[m] || !is_grouped(p, m)) continue;
+        if (!c->node_live[m] || !is_grouped(p, m) || c->recompute[m]) continue;
         int r = find(c, m);
         if (root_gid[r] < 0) root_gid[r] = ng++;
         p->group[m] = root_gid[r];
@@ -427,20 +517,8 @@ static int build_groups(plan_ctx *c) {
     for (int m = 0; m < nn && !rc; m++) {
         int gi = p->group[m];
         if (gi < 0) continue;
-        const kf_node *n = &g->nodes[m];
-        for (int i = 0; i < n->n_args; i++) {
-            const kf_arg *a = &n->args[i];
-            int cnt = a->kind == KF_ARG_LIST ? a->n_items : 1;
-            for (int q = 0; q < cnt; q++) {
-                const kf_arg *t = a->kind == KF_ARG_LIST ? &a->items[q] : a;
-                if (t->kind != KF_ARG_TENSOR || t->tensor < 0) continue;
-                int pg = kf_fuse_value_group(g, p, t->tensor);
-                if (pg >= 0 && pg != gi && !edge[(size_t)pg * (size_t)ng + (size_t)gi]) {
-                    edge[(size_t)pg * (size_t)ng + (size_t)gi] = 1;
-                    indeg[gi]++;
-                }
-            }
-        }
+        edge_ctx e = {c, edge, indeg, ng, gi, 0};
+        kf_fuse_each_input(&g->nodes[m], add_edge, &e);
     }
     int head = 0, tail = 0;
     for (int i = 0; i < ng && !rc; i++)
@@ -524,6 +602,7 @@ static int plan_run(plan_ctx *c) {
         if (g->outputs[i] >= 0 && g->outputs[i] < nv) c->out_use[p->alias_of[g->outputs[i]]] = 1;
     if (c->o->ew_chains) merge_ew(c);
     if (c->o->prologues) merge_prologues(c);
+    if (c->o->prologues) merge_recompute(c);
     if (c->o->epilogues) merge_epilogues(c);
     int rc = build_groups(c);
     if (rc == KF_E_NOMEM) return kf_fail(c->err, rc, "fusion: out of memory");
@@ -556,16 +635,18 @@ int kf_fuse_plan(const kf_graph *g, const kf_fuse_opts *o, kf_fplan *p, kf_err *
     c.in_a = calloc((size_t)nn + 1, 1);
     c.seen = calloc((size_t)nn + 1, 1);
     c.stack = calloc((size_t)nn + 1, sizeof *c.stack);
+    c.recompute = calloc((size_t)nn + 1, 1);
     int rc;
     if (!p->kind || !p->group || !p->prologue || !p->stored || !p->alias_of || !c.live ||
-        !c.node_live || !c.uf || !c.cons || !c.n_cons || !c.out_use || !c.in_a || !c.seen || !c.stack)
+        !c.node_live || !c.uf || !c.cons || !c.n_cons || !c.out_use || !c.in_a || !c.seen || !c.stack ||
+        !c.recompute)
         rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
     else
         rc = plan_run(&c);
     if (c.cons)
         for (int v = 0; v < nv; v++) free(c.cons[v]);
     free(c.cons); free(c.n_cons); free(c.live); free(c.node_live); free(c.uf); free(c.out_use);
-    free(c.in_a); free(c.seen); free(c.stack);
+    free(c.in_a); free(c.seen); free(c.stack); free(c.recompute);
     if (rc) kf_fuse_plan_free(p);
     return rc;
 }
@@ -597,5 +678,13 @@ char *kf_fuse_plan_describe(const kf_graph *g, const kf_fplan *p) {
         for (int i = 0; i < gr->n_stores; i++) kf_str_appendf(&s, " %s", g->values[gr->stores[i]].name);
         kf_str_append(&s, "\n");
     }
+    int any = 0;
+    for (int m = 0; m < p->n_nodes; m++) {
+        if (!p->prologue[m] || p->group[m] >= 0) continue;
+        kf_lop_base(g->nodes[m].op, base, sizeof base);
+        kf_str_appendf(&s, "%s%s", any ? "+" : "recomputed: ", base);
+        any = 1;
+    }
+    if (any) kf_str_append(&s, "\n");
     return kf_str_take(&s);
 }

@@ -11,8 +11,9 @@
 
 typedef struct kf_search_opts {
     double budget_s;          /* wall-clock budget per problem (default 20 s) */
-    const char *cache_path;   /* best-schedule cache file; NULL: $KFORGE_CACHE, else
-                               * ~/.cache/kforge/schedules.tsv; "" disables the cache */
+    const char *cache_path;   /* best-schedule cache file; NULL: $KFORGE_CACHE/schedules.tsv
+                               * (kforge's cache folder), else ~/.cache/kforge/schedules.tsv;
+                               * "" disables the cache */
     int beam;                 /* best candidates expanded per round (default 2) */
     int first_batch;          /* candidates proposed in round 1 (default 4) */
     int per_round;            /* candidates proposed in later rounds (default 3) */
@@ -56,7 +57,8 @@ double kf_search_work(const kf_search_space *sp, int plan);
 /* Signature of a problem for the schedule cache: a hash of the graph (ops, attributes,
  * dtypes, shapes), the target, the CPU model and the search's version; 16 hex digits. */
 void kf_search_signature(const kf_graph *g, const char *target, char out[17]);
-/* The cache file to use: o->cache_path, else $KFORGE_CACHE, else ~/.cache/kforge/schedules.tsv;
+/* The cache file to use: o->cache_path, else $KFORGE_CACHE/schedules.tsv, else
+ * ~/.cache/kforge/schedules.tsv;
  * NULL when disabled (""). Malloc'd. */
 char *kf_search_cache_path(const char *configured);
 /* Best known schedule key for sig (malloc'd into *key) and its time; 1 found, 0 not. */

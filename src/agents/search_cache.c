@@ -86,8 +86,8 @@ void kf_search_signature(const kf_graph *g, const char *target, char out[17]) {
 
 char *kf_search_cache_path(const char *configured) {
     if (configured) return *configured ? kf_strdup(configured) : NULL;
-    const char *env = getenv("KFORGE_CACHE");
-    if (env) return *env ? kf_strdup(env) : NULL;
+    const char *env = getenv("KFORGE_CACHE");   /* kforge's cache folder */
+    if (env && *env) return kf_asprintf("%s/schedules.tsv", env);
     const char *home = getenv("HOME");
     if (!home || !*home) return NULL;
     return kf_asprintf("%s/.cache/kforge/schedules.tsv", home);

@@ -1,0 +1,382 @@
+/* test_fuse.c: fusion plans for representative graphs (which ops share a kernel) and the
+ * numbers the fused programs compute: each fused program runs on the cpu target next to the
+ * naive lowering of the same graph, on the same random inputs and params, and their outputs
+ * must agree. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "kf_test.h"
+#include "agents/fuse.h"
+#include "agents/lower.h"
+#include "targets/kf_target.h"
+
+static char cache_dir[256];
+
+/* ---- running a program on the cpu target ---- */
+typedef struct run_bufs {
+    kf_slot *slots;
+    int n;
+} run_bufs;
+
+static void fill_random(unsigned char *data, const kf_pbuf *b, unsigned *seed) {
+    int64_t n = kf_tdesc_numel(&b->desc);
+    for (int64_t i = 0; i < n; i++) {
+        *seed = *seed * 1103515245u + 12345u;
+        double u = (double)((*seed >> 8) & 0xFFFF) / 65536.0;
+        if (b->desc.dtype == KF_F32) ((float *)data)[i] = (float)(u * 2.0 - 1.0);
+        else if (b->desc.dtype == KF_I64) ((int64_t *)data)[i] = (int64_t)(u * 4);
+    }
+}
+
+/* Runs p with inputs/params drawn from seed (by buffer role and index/param name, so two
+ * programs for one graph see the same values); outputs are copied into outs[i] (malloc'd). */
+static int run_program(const kf_program *p, unsigned seed, float **outs, int max_outs) {
+    const kf_target_ops *t = kf_target_cpu();
+    kf_build_opts bo;
+    memset(&bo, 0, sizeof bo);
+    bo.cache_dir = cache_dir;
+    bo.threads = 2;
+    kf_build b;
+    kf_err err;
+    kf_err_clear(&err);
+    if (t->build(p, &bo, &b, &err)) {
+        fprintf(stderr, "  build: %s\n", err.msg);
+        return -1;
+    }
+    void *rt = NULL;
+    int rc = t->open(p, &b, &bo, &rt, &err);
+    kf_slot *slots = calloc((size_t)p->n_bufs + 1, sizeof *slots);
+    for (int i = 0; !rc && i < p->n_bufs; i++) {
+        const kf_pbuf *pb = &p->bufs[i];
+        slots[i].base = calloc(1, pb->nbytes + 2 * KF_GUARD_BYTES);
+        slots[i].data = slots[i].base + KF_GUARD_BYTES;
+        slots[i].nbytes = pb->nbytes;
+        unsigned s = seed;
+        if (pb->role == KF_BUF_INPUT) s += 1000u * (unsigned)(pb->index + 1);
+        if (pb->role == KF_BUF_PARAM) for (const char *c = pb->param; c && *c; c++) s = s * 31u + (unsigned)*c;
+        if (pb->role == KF_BUF_INPUT || pb->role == KF_BUF_PARAM) fill_random(slots[i].data, pb, &s);
+        else memset(slots[i].data, 0xFF, pb->nbytes);
+    }
+    if (!rc) rc = t->bind(rt, slots, p->n_bufs, &err);
+    if (!rc) rc = t->run(rt, &err);
+    if (rc) fprintf(stderr, "  run: %s\n", err.msg);
+    for (int i = 0; !rc && i < p->n_bufs; i++) {
+        const kf_pbuf *pb = &p->bufs[i];
+        if (pb->role != KF_BUF_OUTPUT || pb->index >= max_outs) continue;
+        outs[pb->index] = malloc(pb->nbytes);
+        memcpy(outs[pb->index], slots[i].data, pb->nbytes);
+    }
+    if (rt) t->close(rt);
+    for (int i = 0; i < p->n_bufs; i++) free(slots[i].base);
+    free(slots);
+    kf_build_free(&b);
+    return rc;
+}
+
+/* Max relative difference of output 0..n-1 between the fused and the naive program. */
+static double compare_with_naive(const kf_graph *g, const kf_program *fused) {
+    kf_program naive;
+    kf_err err;
+    if (kf_lower_naive(g, "cpu", &naive, &err)) {
+        fprintf(stderr, "  naive: %s\n", err.msg);
+        return 1e30;
+    }
+    float *a[8] = {0}, *b[8] = {0};
+    double worst = 1e30;
+    if (run_program(&naive, 7, a, 8) == 0 && run_program(fused, 7, b, 8) == 0) {
+        worst = 0;
+        for (int o = 0; o < g->n_outputs && o < 8; o++) {
+            int64_t n = kf_tdesc_numel(&g->values[g->outputs[o]].desc);
+            if (!a[o] || !b[o]) {
+                worst = 1e30;
+                continue;
+            }
+            for (int64_t i = 0; i < n; i++) {
+                double d = fabs((double)a[o][i] - (double)b[o][i]) / (1e-3 + fabs((double)a[o][i]));
+                if (!(d <= worst)) worst = d;
+            }
+        }
+    }
+    for (int o = 0; o < 8; o++) {
+        free(a[o]);
+        free(b[o]);
+    }
+    kf_program_free(&naive);
+    return worst;
+}
+
+static int count_steps(const kf_program *p, kf_step_kind k) {
+    int n = 0;
+    for (int i = 0; i < p->n_steps; i++) n += p->steps[i].kind == k;
+    return n;
+}
+
+static int group_of(const kf_graph *g, const kf_fplan *p, const char *value) {
+    int v = kf_graph_find(g, value);
+    if (v < 0 || g->values[v].kind != KF_VAL_NODE) return -100;
+    return p->group[g->values[v].index];
+}
+
+/* Plans, lowers with the default schedules and checks the numbers against the naive lowering. */
+static int plan_lower(const char *json, kf_graph *g, kf_fplan *p, kf_program *prog) {
+    kf_err err;
+    kf_err_clear(&err);
+    if (kf_graph_from_json(json, g, &err)) {
+        fprintf(stderr, "  graph: %s\n", err.msg);
+        return -1;
+    }
+    if (kf_fuse_plan(g, NULL, p, &err)) {
+        fprintf(stderr, "  plan: %s\n", err.msg);
+        kf_graph_free(g);
+        return -1;
+    }
+    if (kf_fuse_lower(g, p, NULL, "cpu", "test", prog, &err)) {
+        fprintf(stderr, "  lower: %s\n", err.msg);
+        kf_fuse_plan_free(p);
+        kf_graph_free(g);
+        return -1;
+    }
+    if (kf_program_validate(prog, g, &err)) fprintf(stderr, "  validate: %s\n", err.msg);
+    KF_CHECK_EQ_INT(kf_program_validate(prog, g, &err), 0);
+    return 0;
+}
+
+static void done(kf_graph *g, kf_fplan *p, kf_program *prog) {
+    kf_program_free(prog);
+    kf_fuse_plan_free(p);
+    kf_graph_free(g);
+}
+
+#define T(name, dt, ...) "\"" name "\":{\"dtype\":\"" dt "\",\"shape\":[" #__VA_ARGS__ "]}"
+
+static const char linear_relu_scale[] =
+    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"mul\"],\"values\":{"
+    T("x0", "f32", 24, 40) "," T("p0", "f32", 33) "," T("p1", "f32", 33, 40) "," T("t", "f32", 40, 33) ","
+    T("addmm", "f32", 24, 33) "," T("relu", "f32", 24, 33) "," T("mul", "f32", 24, 33) "},"
+    "\"nodes\":["
+    "{\"op\":\"aten.t.default\",\"outputs\":[\"t\"],\"args\":[{\"name\":\"self\",\"tensor\":\"p1\"}]},"
+    "{\"op\":\"aten.addmm.default\",\"outputs\":[\"addmm\"],\"args\":[{\"name\":\"self\",\"tensor\":\"p0\"},"
+    "{\"name\":\"mat1\",\"tensor\":\"x0\"},{\"name\":\"mat2\",\"tensor\":\"t\"},{\"name\":\"beta\",\"int\":1},"
+    "{\"name\":\"alpha\",\"int\":1}]},"
+    "{\"op\":\"aten.relu.default\",\"outputs\":[\"relu\"],\"args\":[{\"name\":\"self\",\"tensor\":\"addmm\"}]},"
+    "{\"op\":\"aten.mul.Tensor\",\"outputs\":[\"mul\"],\"args\":[{\"name\":\"self\",\"tensor\":\"relu\"},"
+    "{\"name\":\"other\",\"float\":0.5}]}]}";
+
+static void test_linear_relu_scale(void) {
+    kf_graph g;
+    kf_fplan p;
+    kf_program prog;
+    if (plan_lower(linear_relu_scale, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(p.n_groups, 1);
+    KF_CHECK_EQ_INT(group_of(&g, &p, "addmm"), group_of(&g, &p, "relu"));
+    KF_CHECK_EQ_INT(group_of(&g, &p, "addmm"), group_of(&g, &p, "mul"));
+    KF_CHECK_EQ_INT(group_of(&g, &p, "t"), -1);   /* a view: no kernel */
+    /* gemm step (weight read transposed in place) + one fused epilogue kernel */
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_GEMM), 1);
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 1);
+    for (int i = 0; i < prog.n_steps; i++)
+        if (prog.steps[i].kind == KF_STEP_GEMM) KF_CHECK_EQ_INT(prog.steps[i].trans_b, 1);
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    /* the same plan with generated matmul loops instead of the library */
+    kf_gsched s;
+    kf_gsched_auto(&g, &p, 0, &s);
+    KF_CHECK_EQ_INT(s.impl, KF_IMPL_LIB);
+    s.impl = KF_IMPL_KIR;
+    kf_program kir;
+    kf_err err;
+    KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, &s, "cpu", "test", &kir, &err), 0);
+    KF_CHECK_EQ_INT(count_steps(&kir, KF_STEP_GEMM), 0);
+    KF_CHECK_EQ_INT(count_steps(&kir, KF_STEP_LAUNCH), 1);
+    KF_CHECK(compare_with_naive(&g, &kir) < 1e-4);
+    kf_program_free(&kir);
+    done(&g, &p, &prog);
+}
+
+static void test_softmax(void) {
+    static const char op[] =
+        "{\"inputs\":[\"x0\"],\"params\":[],\"outputs\":[\"y\"],\"values\":{"
+        T("x0", "f32", 16, 300) "," T("y", "f32", 16, 300) "},\"nodes\":["
+        "{\"op\":\"aten._softmax.default\",\"outputs\":[\"y\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"},"
+        "{\"name\":\"dim\",\"int\":1},{\"name\":\"half_to_float\",\"bool\":false}]}]}";
+    kf_graph g;
+    kf_fplan p;
+    kf_program prog;
+    if (plan_lower(op, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(p.n_groups, 1);
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 1);
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    done(&g, &p, &prog);
+
+    /* written out: amax, sub, exp, sum, div; exp(x - max) is recomputed, never stored */
+    static const char manual[] =
+        "{\"inputs\":[\"x0\"],\"params\":[],\"outputs\":[\"y\"],\"values\":{"
+        T("x0", "f32", 16, 300) "," T("m", "f32", 16, 1) "," T("s", "f32", 16, 300) "," T("e", "f32", 16, 300) ","
+        T("z", "f32", 16, 1) "," T("y", "f32", 16, 300) "},\"nodes\":["
+        "{\"op\":\"aten.amax.default\",\"outputs\":[\"m\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"},"
+        "{\"name\":\"dim\",\"list\":[{\"int\":1}]},{\"name\":\"keepdim\",\"bool\":true}]},"
+        "{\"op\":\"aten.sub.Tensor\",\"outputs\":[\"s\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"},"
+        "{\"name\":\"other\",\"tensor\":\"m\"},{\"name\":\"alpha\",\"int\":1}]},"
+        "{\"op\":\"aten.exp.default\",\"outputs\":[\"e\"],\"args\":[{\"name\":\"self\",\"tensor\":\"s\"}]},"
+        "{\"op\":\"aten.sum.dim_IntList\",\"outputs\":[\"z\"],\"args\":[{\"name\":\"self\",\"tensor\":\"e\"},"
+        "{\"name\":\"dim\",\"list\":[{\"int\":1}]},{\"name\":\"keepdim\",\"bool\":true}]},"
+        "{\"op\":\"aten.div.Tensor\",\"outputs\":[\"y\"],\"args\":[{\"name\":\"self\",\"tensor\":\"e\"},"
+        "{\"name\":\"other\",\"tensor\":\"z\"}]}]}";
+    if (plan_lower(manual, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK(p.n_groups <= 3);
+    KF_CHECK(!p.stored[kf_graph_find(&g, "e")]);
+    KF_CHECK(!p.stored[kf_graph_find(&g, "s")]);
+    KF_CHECK(count_steps(&prog, KF_STEP_LAUNCH) <= 3);
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    done(&g, &p, &prog);
+}
+
+static const char conv_bn_relu[] =
+    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\",\"p2\",\"p3\",\"p4\",\"p5\"],\"outputs\":[\"relu\"],\"values\":{"
+    T("x0", "f32", 2, 3, 9, 11) "," T("p0", "f32", 5, 3, 3, 3) "," T("p5", "f32", 5) "," T("p1", "f32", 5) ","
+    T("p2", "f32", 5) "," T("p3", "f32", 5) "," T("p4", "f32", 5) "," T("conv", "f32", 2, 5, 9, 11) ","
+    T("bn", "f32", 2, 5, 9, 11) "," T("relu", "f32", 2, 5, 9, 11) "},\"nodes\":["
+    "{\"op\":\"aten.convolution.default\",\"outputs\":[\"conv\"],\"args\":[{\"name\":\"input\",\"tensor\":\"x0\"},"
+    "{\"name\":\"weight\",\"tensor\":\"p0\"},{\"name\":\"bias\",\"tensor\":\"p5\"},"
+    "{\"name\":\"stride\",\"list\":[{\"int\":1},{\"int\":1}]},{\"name\":\"padding\",\"list\":[{\"int\":1},{\"int\":1}]},"
+    "{\"name\":\"dilation\",\"list\":[{\"int\":1},{\"int\":1}]},{\"name\":\"transposed\",\"bool\":false},"
+    "{\"name\":\"output_padding\",\"list\":[{\"int\":0},{\"int\":0}]},{\"name\":\"groups\",\"int\":1}]},"
+    "{\"op\":\"aten.native_batch_norm.default\",\"outputs\":[\"bn\",\"\",\"\"],\"args\":["
+    "{\"name\":\"input\",\"tensor\":\"conv\"},{\"name\":\"weight\",\"tensor\":\"p1\"},{\"name\":\"bias\",\"tensor\":\"p2\"},"
+    "{\"name\":\"running_mean\",\"tensor\":\"p3\"},{\"name\":\"running_var\",\"tensor\":\"p4\"},"
+    "{\"name\":\"training\",\"bool\":true},{\"name\":\"momentum\",\"float\":0.1},{\"name\":\"eps\",\"float\":1e-05}]},"
+    "{\"op\":\"aten.relu.default\",\"outputs\":[\"relu\"],\"args\":[{\"name\":\"self\",\"tensor\":\"bn\"}]}]}";
+
+static void test_conv_bn_relu(void) {
+    kf_graph g;
+    kf_fplan p;
+    kf_program prog;
+    if (plan_lower(conv_bn_relu, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    /* training-mode batch norm needs the whole conv output: conv | batch norm + relu */
+    KF_CHECK_EQ_INT(p.n_groups, 2);
+    KF_CHECK(group_of(&g, &p, "conv") != group_of(&g, &p, "bn"));
+    KF_CHECK_EQ_INT(group_of(&g, &p, "bn"), group_of(&g, &p, "relu"));
+    KF_CHECK(!p.stored[kf_graph_find(&g, "bn")]);
+    /* im2col + gemm + bias epilogue, then batch norm with relu applied before its store */
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_GEMM), 1);
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 3);
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    /* the direct convolution of the op builder computes the same */
+    kf_gsched s[2];
+    kf_gsched_auto(&g, &p, 0, &s[0]);
+    kf_gsched_auto(&g, &p, 1, &s[1]);
+    KF_CHECK_EQ_INT(s[0].impl, KF_IMPL_IM2COL);
+    s[0].impl = KF_IMPL_KIR;
+    kf_program kir;
+    kf_err err;
+    KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, s, "cpu", "test", &kir, &err), 0);
+    KF_CHECK_EQ_INT(count_steps(&kir, KF_STEP_GEMM), 0);
+    KF_CHECK(compare_with_naive(&g, &kir) < 1e-4);
+    kf_program_free(&kir);
+    done(&g, &p, &prog);
+}
+
+static void test_cell_two_outputs(void) {
+    /* an LSTM-like cell: both c and h leave the group, everything else stays in registers */
+    static const char cell[] =
+        "{\"inputs\":[\"x0\",\"x1\"],\"params\":[],\"outputs\":[\"c\",\"h\"],\"values\":{"
+        T("x0", "f32", 8, 64) "," T("x1", "f32", 8, 64) "," T("a", "f32", 8, 64) "," T("b", "f32", 8, 64) ","
+        T("c", "f32", 8, 64) "," T("d", "f32", 8, 64) "," T("h", "f32", 8, 64) "},\"nodes\":["
+        "{\"op\":\"aten.sigmoid.default\",\"outputs\":[\"a\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"}]},"
+        "{\"op\":\"aten.tanh.default\",\"outputs\":[\"b\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x1\"}]},"
+        "{\"op\":\"aten.mul.Tensor\",\"outputs\":[\"c\"],\"args\":[{\"name\":\"self\",\"tensor\":\"a\"},"
+        "{\"name\":\"other\",\"tensor\":\"b\"}]},"
+        "{\"op\":\"aten.tanh.default\",\"outputs\":[\"d\"],\"args\":[{\"name\":\"self\",\"tensor\":\"c\"}]},"
+        "{\"op\":\"aten.mul.Tensor\",\"outputs\":[\"h\"],\"args\":[{\"name\":\"self\",\"tensor\":\"a\"},"
+        "{\"name\":\"other\",\"tensor\":\"d\"}]}]}";
+    kf_graph g;
+    kf_fplan p;
+    kf_program prog;
+    if (plan_lower(cell, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(p.n_groups, 1);
+    KF_CHECK_EQ_INT(p.groups[0].n_stores, 2);
+    KF_CHECK(!p.stored[kf_graph_find(&g, "a")]);
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 1);
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-5);
+    done(&g, &p, &prog);
+}
+
+static void test_prologue_and_views(void) {
+    /* sum(sigmoid(x) * transpose(y)): the product is inlined into the reduction, the
+     * transpose into the product's loads */
+    static const char red[] =
+        "{\"inputs\":[\"x0\",\"x1\"],\"params\":[],\"outputs\":[\"s\"],\"values\":{"
+        T("x0", "f32", 12, 20) "," T("x1", "f32", 20, 12) "," T("yt", "f32", 12, 20) "," T("a", "f32", 12, 20) ","
+        T("m", "f32", 12, 20) "," T("s", "f32", 12) "},\"nodes\":["
+        "{\"op\":\"aten.transpose.int\",\"outputs\":[\"yt\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x1\"},"
+        "{\"name\":\"dim0\",\"int\":0},{\"name\":\"dim1\",\"int\":1}]},"
+        "{\"op\":\"aten.sigmoid.default\",\"outputs\":[\"a\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"}]},"
+        "{\"op\":\"aten.mul.Tensor\",\"outputs\":[\"m\"],\"args\":[{\"name\":\"self\",\"tensor\":\"a\"},"
+        "{\"name\":\"other\",\"tensor\":\"yt\"}]},"
+        "{\"op\":\"aten.sum.dim_IntList\",\"outputs\":[\"s\"],\"args\":[{\"name\":\"self\",\"tensor\":\"m\"},"
+        "{\"name\":\"dim\",\"list\":[{\"int\":1}]},{\"name\":\"keepdim\",\"bool\":false}]}]}";
+    kf_graph g;
+    kf_fplan p;
+    kf_program prog;
+    if (plan_lower(red, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(p.n_groups, 1);
+    KF_CHECK(p.prologue[g.values[kf_graph_find(&g, "m")].index]);
+    KF_CHECK_EQ_INT(p.kind[g.values[kf_graph_find(&g, "yt")].index], KF_FN_GATHER);
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 1);
+    KF_CHECK_EQ_INT(prog.n_bufs, 3);   /* two inputs and the output: nothing materialised */
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    done(&g, &p, &prog);
+}
+
+static void test_plan_describe_and_unfused(void) {
+    kf_graph g;
+    kf_err err;
+    KF_CHECK_EQ_INT(kf_graph_from_json(linear_relu_scale, &g, &err), 0);
+    kf_fuse_opts o;
+    kf_fuse_opts_default(&o);
+    o.ew_chains = o.prologues = o.epilogues = 0;
+    kf_fplan p;
+    KF_CHECK_EQ_INT(kf_fuse_plan(&g, &o, &p, &err), 0);
+    KF_CHECK_EQ_INT(p.n_groups, 3);   /* addmm | relu | mul */
+    char *d = kf_fuse_plan_describe(&g, &p);
+    KF_CHECK(d && strstr(d, "addmm*"));
+    free(d);
+    kf_program prog;
+    KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, NULL, "cpu", "test", &prog, &err), 0);
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    kf_program_free(&prog);
+    kf_fuse_plan_free(&p);
+    kf_graph_free(&g);
+}
+
+int main(void) {
+    snprintf(cache_dir, sizeof cache_dir, "/tmp/kf_test_fuse_%ld", (long)getpid());
+    KF_RUN(test_linear_relu_scale);
+    KF_RUN(test_softmax);
+    KF_RUN(test_conv_bn_relu);
+    KF_RUN(test_cell_two_outputs);
+    KF_RUN(test_prologue_and_views);
+    KF_RUN(test_plan_describe_and_unfused);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", cache_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", cache_dir);
+    return kf_test_report();
+}

@@ -504,6 +504,114 @@ static void test_permute_cat(void) {
     run_free(&r);
 }
 
+static void test_avg_pool2d(void) {
+    /* [1,1,6,6], kernel 3, stride 2, padding 1, ceil_mode -> [1,1,4,4]; count_include_pad on
+     * (first output) and off (second) */
+    enum { H = 6, O = 4 };
+    float x[H * H];
+    fill(x, H * H, 25);
+    const char *json =
+        "{'inputs':['x'],'params':[],'outputs':['a','b'],"
+        "'values':{'x':{'dtype':'f32','shape':[1,1,6,6]},'a':{'dtype':'f32','shape':[1,1,4,4]},"
+        "'b':{'dtype':'f32','shape':[1,1,4,4]}},"
+        "'nodes':[{'op':'aten.avg_pool2d.default','outputs':['a'],'args':[{'name':'self','tensor':'x'},"
+        "{'name':'kernel_size','list':[{'int':3},{'int':3}]},{'name':'stride','list':[{'int':2},{'int':2}]},"
+        "{'name':'padding','list':[{'int':1},{'int':1}]},{'name':'ceil_mode','bool':true},"
+        "{'name':'count_include_pad','bool':true},{'name':'divisor_override','none':true}]},"
+        "{'op':'aten.avg_pool2d.default','outputs':['b'],'args':[{'name':'self','tensor':'x'},"
+        "{'name':'kernel_size','list':[{'int':3},{'int':3}]},{'name':'stride','list':[{'int':2},{'int':2}]},"
+        "{'name':'padding','list':[{'int':1},{'int':1}]},{'name':'ceil_mode','bool':true},"
+        "{'name':'count_include_pad','bool':false},{'name':'divisor_override','none':true}]}]}";
+    run r;
+    RUN_OK(r, json, (const void *[]){x}, NULL);
+    double ra[O * O], rb[O * O];
+    for (int oh = 0; oh < O; oh++)
+        for (int ow = 0; ow < O; ow++) {
+            /* torch: the window end is capped at size + padding before it is clipped */
+            int h0 = oh * 2 - 1, w0 = ow * 2 - 1;
+            int h1 = h0 + 3 < H + 1 ? h0 + 3 : H + 1, w1 = w0 + 3 < H + 1 ? w0 + 3 : H + 1;
+            int psize = (h1 - h0) * (w1 - w0);
+            h0 = h0 < 0 ? 0 : h0;
+            w0 = w0 < 0 ? 0 : w0;
+            h1 = h1 > H ? H : h1;
+            w1 = w1 > H ? H : w1;
+            double sum = 0;
+            for (int ih = h0; ih < h1; ih++)
+                for (int iw = w0; iw < w1; iw++) sum += x[ih * H + iw];
+            ra[oh * O + ow] = sum / psize;
+            rb[oh * O + ow] = sum / ((h1 - h0) * (w1 - w0));
+        }
+    KF_CHECK_EQ_INT(mismatches(r.out[0], ra, O * O, 1e-6), 0);
+    KF_CHECK_EQ_INT(mismatches(r.out[1], rb, O * O, 1e-6), 0);
+    /* the corner windows really differ between the two modes */
+    KF_CHECK(ra[0] != rb[0]);
+    run_free(&r);
+}
+
+static void test_slice_scatter_select(void) {
+    /* y = slice_scatter(x, s, dim 1, start 1, end 5, step 2); z = select(y, 0, 1) */
+    float x[12], src[6];
+    fill(x, 12, 26);
+    fill(src, 6, 27);
+    const char *json =
+        "{'inputs':['x','s'],'params':[],'outputs':['y','z'],"
+        "'values':{'x':{'dtype':'f32','shape':[3,4]},'s':{'dtype':'f32','shape':[3,2]},"
+        "'y':{'dtype':'f32','shape':[3,4]},'z':{'dtype':'f32','shape':[4]}},"
+        "'nodes':[{'op':'aten.slice_scatter.default','outputs':['y'],'args':[{'name':'self','tensor':'x'},"
+        "{'name':'src','tensor':'s'},{'name':'dim','int':1},{'name':'start','int':1},{'name':'end','int':5},"
+        "{'name':'step','int':2}]},"
+        "{'op':'aten.select.int','outputs':['z'],'args':[{'name':'self','tensor':'y'},{'name':'dim','int':0},"
+        "{'name':'index','int':-2}]}]}";
+    run r;
+    RUN_OK(r, json, (const void *[]){x, src}, NULL);
+    double ry[12], rz[4];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) ry[i * 4 + j] = (j == 1 || j == 3) ? src[i * 2 + j / 2] : x[i * 4 + j];
+    for (int j = 0; j < 4; j++) rz[j] = ry[4 + j];
+    KF_CHECK_EQ_INT(mismatches(r.out[0], ry, 12, 0), 0);
+    KF_CHECK_EQ_INT(mismatches(r.out[1], rz, 4, 0), 0);
+    run_free(&r);
+}
+
+static void test_group_norm(void) {
+    /* [2,4,3] with 2 groups, affine; outputs y and mean [2,2] */
+    enum { NB = 2, C = 4, S = 3, G = 2 };
+    float x[NB * C * S], w[C], b[C];
+    fill(x, NB * C * S, 28);
+    fill(w, C, 29);
+    fill(b, C, 30);
+    const char *json =
+        "{'inputs':['x'],'params':['w','b'],'outputs':['y','m'],"
+        "'values':{'x':{'dtype':'f32','shape':[2,4,3]},'w':{'dtype':'f32','shape':[4]},"
+        "'b':{'dtype':'f32','shape':[4]},'y':{'dtype':'f32','shape':[2,4,3]},"
+        "'m':{'dtype':'f32','shape':[2,2]},'s':{'dtype':'f32','shape':[2,2]}},"
+        "'nodes':[{'op':'aten.native_group_norm.default','outputs':['y','m','s'],'args':["
+        "{'name':'input','tensor':'x'},{'name':'weight','tensor':'w'},{'name':'bias','tensor':'b'},"
+        "{'name':'N','int':2},{'name':'C','int':4},{'name':'HxW','int':3},{'name':'group','int':2},"
+        "{'name':'eps','float':1e-5}]}]}";
+    run r;
+    RUN_OK(r, json, (const void *[]){x}, (const void *[]){w, b});
+    double ry[NB * C * S], rm[NB * G];
+    int cpg = C / G;
+    for (int n = 0; n < NB; n++)
+        for (int g = 0; g < G; g++) {
+            const float *p = x + (n * C + g * cpg) * S;
+            double m = 0, v = 0;
+            for (int i = 0; i < cpg * S; i++) m += p[i];
+            m /= cpg * S;
+            for (int i = 0; i < cpg * S; i++) v += (p[i] - m) * (p[i] - m);
+            v /= cpg * S;
+            rm[n * G + g] = m;
+            for (int i = 0; i < cpg * S; i++) {
+                int c = g * cpg + i / S;
+                ry[(n * C + g * cpg) * S + i] = (p[i] - m) / sqrt(v + 1e-5) * w[c] + b[c];
+            }
+        }
+    KF_CHECK_EQ_INT(mismatches(r.out[0], ry, NB * C * S, 1e-5), 0);
+    KF_CHECK_EQ_INT(mismatches(r.out[1], rm, NB * G, 1e-6), 0);
+    run_free(&r);
+}
+
 /* ---- planning ---- */
 
 static void test_outputs_need_copies(void) {
@@ -628,6 +736,9 @@ int main(void) {
     KF_RUN(test_batch_norm_train);
     KF_RUN(test_cross_entropy);
     KF_RUN(test_permute_cat);
+    KF_RUN(test_avg_pool2d);
+    KF_RUN(test_slice_scatter_select);
+    KF_RUN(test_group_norm);
     KF_RUN(test_outputs_need_copies);
     KF_RUN(test_unsupported);
     KF_RUN(test_agent_proposes_once);

@@ -1,5 +1,5 @@
 /* lower_misc.c: ops that make tensors from constants (full, zeros, ones, *_like, new_*,
- * scalar_tensor, arange, zero), ops whose output needs storage but no kernel (empty and
+ * scalar_tensor, arange, iota, zero), ops whose output needs storage but no kernel (empty and
  * friends), and native_dropout when it is the identity (p = 0 or not training). */
 #include <string.h>
 #include "agents/lower.h"
@@ -37,7 +37,7 @@ static int build_arange(kf_lw *w, kf_err *err) {
     const kf_arg *s = kf_lw_arg(w->n, "start", -1), *e = kf_lw_arg(w->n, "end", -1);
     double start = s ? kf_lw_arg_num(w->n, "start", -1, 0.0) : 0.0;
     double step = kf_lw_arg_num(w->n, "step", -1, 1.0);
-    if (!e) return kf_lw_unsupported(err, w->n, "no end");
+    if (!e && strcmp(w->op, "iota") != 0) return kf_lw_unsupported(err, w->n, "no end");
     int out = kf_lw_out(w, 0);
     kir_type t = kf_lw_type(w, out);
     int i;
@@ -74,6 +74,7 @@ const kf_lop kf_lops_misc[] = {
     KERN("full_like", build_const), KERN("zeros_like", build_const), KERN("ones_like", build_const),
     KERN("new_full", build_const), KERN("new_zeros", build_const), KERN("new_ones", build_const),
     KERN("scalar_tensor", build_const), KERN("zero", build_const), KERN("arange", build_arange),
+    KERN("iota", build_arange),
     NONE("empty"), NONE("empty_like"), NONE("new_empty"), NONE("empty_strided"),
     NONE("new_empty_strided"),
     {"native_dropout", KF_LOP_KERNEL, NULL, {NULL}, 0, 0, build_native_dropout, NULL},

@@ -220,10 +220,13 @@ static int build_avg_pool(kf_lw *w, kf_err *err) {
         hi[j] = kf_lw_local(w, loop, "hi", KIR_T_I64, h);
         kir_expr *sz = kir_bin(k, KIR_SUB, kir_var(k, hi[j]), kir_var(k, lo[j]));
         pool_size = pool_size ? kir_mul(k, pool_size, sz) : sz;
+    }
+    /* the window size counting padding, taken before the window is clipped to the input */
+    int ps = kf_lw_local(w, loop, "psize", KIR_T_I64, pool_size);
+    for (int j = 0; j < p.nsd; j++) {
         kir_append(k, loop, kir_assign(k, lo[j], kir_bin(k, KIR_MAX, kir_var(k, lo[j]), kf_lw_i(w, 0))));
         kir_append(k, loop, kir_assign(k, hi[j], kir_bin(k, KIR_MIN, kir_var(k, hi[j]), kf_lw_i(w, p.I[j]))));
     }
-    int ps = kf_lw_local(w, loop, "psize", KIR_T_I64, pool_size);
     for (int j = 0; j < p.nsd; j++) {
         kir_expr *d = kir_bin(k, KIR_SUB, kir_var(k, hi[j]), kir_var(k, lo[j]));
         cnt = cnt ? kir_mul(k, cnt, d) : d;

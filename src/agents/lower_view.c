@@ -440,6 +440,51 @@ static int build_pad(kf_lw *w, kf_err *err) {
     return 0;
 }
 
+/* slice_scatter / select_scatter: self with a slice (or one index) along dim replaced by src */
+static int build_scatter_view(kf_lw *w, kf_err *err) {
+    int in = in_value(w), src = kf_lw_arg_tensor(w->n, "src", 1);
+    if (in < 0 || src < 0) return kf_lw_unsupported(err, w->n, "missing operands");
+    if (!kf_lw_out_live(w, 0)) return 0;
+    const kf_tdesc *od = kf_lw_desc(w, kf_lw_out(w, 0)), *sd = kf_lw_desc(w, src);
+    int select = strcmp(w->op, "select_scatter") == 0;
+    int dim = kf_lw_wrap_dim(kf_lw_arg_int(w->n, "dim", 2, 0), od->ndim);
+    int64_t size = od->ndim ? od->shape[dim] : 1, start, step = 1, end = size;
+    if (select) {
+        start = norm_index(kf_lw_arg_int(w->n, "index", 3, 0), size, 0);
+        end = start + 1;
+    } else {
+        start = kf_lw_arg_is_none(w->n, "start", 3) ? 0 : norm_index(kf_lw_arg_int(w->n, "start", 3, 0), size, 1);
+        if (!kf_lw_arg_is_none(w->n, "end", 4)) end = norm_index(kf_lw_arg_int(w->n, "end", 4, size), size, 1);
+        step = kf_lw_arg_int(w->n, "step", 5, 1);
+        if (step < 1) return kf_lw_unsupported(err, w->n, "step < 1");
+    }
+    kir_kernel *k = w->k;
+    int i;
+    kir_expr *c[KF_MAX_DIMS];
+    kir_stmt *loop = coord_loop(w, od, &i, c);
+    int d = kf_lw_local(w, loop, "d", KIR_T_I64, kf_lw_dup(w, c[dim]));
+    kir_expr *rel = kir_bin(k, KIR_SUB, kir_var(k, d), kf_lw_i(w, start));
+    kir_expr *inside = kir_bin(k, KIR_AND, kir_bin(k, KIR_GE, kir_var(k, d), kf_lw_i(w, start)),
+                               kir_bin(k, KIR_LT, kir_var(k, d), kf_lw_i(w, end)));
+    if (step > 1)
+        inside = kir_bin(k, KIR_AND, inside, kir_bin(k, KIR_EQ, kir_bin(k, KIR_MOD, kf_lw_dup(w, rel), kf_lw_i(w, step)),
+                                                     kf_lw_i(w, 0)));
+    int64_t ss[KF_MAX_DIMS], sstr[KF_MAX_DIMS];
+    kf_lw_strides(sd->shape, sd->ndim, ss);
+    int n = 0;
+    for (int j = 0; j < od->ndim; j++) {
+        if (select && j == dim) continue;
+        sstr[j] = ss[n++];
+    }
+    if (select) sstr[dim] = 0;
+    else c[dim] = step > 1 ? kir_bin(k, KIR_DIV, rel, kf_lw_i(w, step)) : rel;
+    kir_stmt *iff = kir_if(k, inside);
+    kir_append(k, loop, iff);
+    kf_lw_put(w, iff, 0, kir_var(k, i), kf_lw_load(w, src, kf_lw_dot(w, c, sstr, od->ndim, 0)));
+    kir_append_else(k, iff, kf_lw_store(w, 0, kir_var(k, i), kf_lw_load(w, in, kir_var(k, i))));
+    return 0;
+}
+
 static int alias_dropout(const kf_graph *g, const kf_node *n) {
     double p = kf_lw_arg_num(n, "p", 1, 0.0);
     const kf_arg *t = kf_lw_arg(n, "train", 2);
@@ -485,6 +530,7 @@ const kf_lop kf_lops_view[] = {
     KERN("pixel_shuffle", build_pixel_shuffle, NULL), KERN("pixel_unshuffle", build_pixel_shuffle, NULL),
     KERN("tril", build_tri, NULL), KERN("triu", build_tri, NULL),
     KERN("constant_pad_nd", build_pad, NULL),
+    KERN("slice_scatter", build_scatter_view, NULL), KERN("select_scatter", build_scatter_view, NULL),
     KERN("dropout", build_dropout, alias_dropout), KERN("feature_dropout", build_dropout, alias_dropout),
     KERN("alpha_dropout", build_dropout, alias_dropout),
     {NULL, 0, NULL, {NULL}, 0, 0, NULL, NULL}

@@ -170,6 +170,7 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
     int64_t best_attempt_id = 0;
     const char *best_agent = NULL;
     int total_attempts = 0, best_rank = -1;
+    double eager_known = 0;
     hist_buf all[16]; memset(all, 0, sizeof all);
 
     for (int a = 0; a < c->n_agents && a < 16 && !stopped(c); a++) {
@@ -220,8 +221,13 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
                     quick.rounds = 1;
                     quick.warmup = 2;
                     quick.timed_runs = 10;
-                    if (kf_harness_time(c->oracle, &g, params, cands[k], &quick, 0, 0, &r, &herr))
+                    /* the first verified candidate also times eager once, so agents see
+                     * the baseline in their feedback */
+                    int with_base = eager_known <= 0;
+                    if (kf_harness_time(c->oracle, &g, params, cands[k], &quick, with_base, 0, &r, &herr))
                         r.ms = 0;
+                    if (with_base && r.eager_ms > 0) eager_known = r.eager_ms;
+                    else if (eager_known > 0) r.eager_ms = eager_known;
                 }
                 int64_t aid = 0;
                 kf_store_add_attempt(c->store, c->run_id, path, agent->name, attempt, cands[k], &r, &aid, &err);
@@ -396,6 +402,7 @@ int kf_bench_run(const char *const *paths, int n_paths, const kf_bench_opts *o, 
     kf_problem_row *rows = NULL;
     int n_rows = 0;
     if (kf_store_list_problems(c.store, c.run_id, &rows, &n_rows, err) == 0) {
+        kf_report_agents(o->out, c.store, c.run_id, err);
         kf_report_table(o->out, rows, n_rows, &ri);
         if (o->json_out && kf_report_json(rows, n_rows, &ri, o->json_out, err)) {
             fprintf(o->out, "could not write %s: %s\n", o->json_out, err->msg);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli/kf_cli.h"
+#include "llm/kf_llm.h"
 
 #define KF_VERSION "0.1.0"
 
@@ -27,6 +28,11 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     const char *cmd = argv[1];
+    kf_err err = {0};
+    if (kf_llm_global_init(&err)) {
+        fprintf(stderr, "kforge: %s\n", err.msg);
+        return 2;
+    }
     if (!strcmp(cmd, "bench")) return kf_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return kf_cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "show")) return kf_cmd_show(argc - 1, argv + 1);

@@ -58,6 +58,10 @@ void kf_report_table(FILE *f, const kf_problem_row *rows, int n, const kf_run_in
  * or a stem), with headers; target NULL = any. Errors as kf_store_winner's. */
 int kf_report_show(FILE *f, kf_store *s, const char *problem, const char *target, kf_err *err);
 
+/* The swarm table of a run: per agent, problems tried, wins, geomean speedup over eager,
+ * attempts by status, and problems correct within k attempts for k = 1..max. */
+int kf_report_agents(FILE *f, kf_store *s, int64_t run_id, kf_err *err);
+
 /* Progress while running. On a terminal one line is rewritten in place (carriage return,
  * ANSI clear to end of line, cut to the terminal width); otherwise a plain line is printed
  * only when the problem or the agent changes. */

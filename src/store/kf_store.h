@@ -134,6 +134,12 @@ int kf_store_agent_stats(kf_store *s, int64_t run_id, kf_agent_stats **stats, in
                          kf_err *err);
 void kf_agent_stats_free(kf_agent_stats *stats, int n);
 
+/* An agent's geomean speedup over eager across the finished, non-degenerate problems of a run
+ * where it verified a candidate: its fastest verified attempt's own time (the ranking timing)
+ * against the problem's eager time from the same run. *n = problems counted (0: geomean 0). */
+int kf_store_agent_speedup(kf_store *s, int64_t run_id, const char *agent, double *geomean,
+                           int *n, kf_err *err);
+
 /* kf_status from its name (kf_status_name); -1 when unknown. */
 int kf_status_from_name(const char *name);
 

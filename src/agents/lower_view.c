@@ -296,6 +296,33 @@ static kir_stmt *coord_loop(kf_lw *w, const kf_tdesc *od, int *i, kir_expr **coo
     return loop;
 }
 
+/* diag: a 1-D input becomes a matrix with it on diagonal d; a 2-D input gives diagonal d */
+static int build_diag(kf_lw *w, kf_err *err) {
+    int in = in_value(w);
+    if (in < 0) return kf_lw_unsupported(err, w->n, "no input");
+    const kf_tdesc *id = kf_lw_desc(w, in);
+    int64_t d = kf_lw_arg_int(w->n, "diagonal", 1, 0);
+    if (id->ndim == 2) {
+        int64_t istr[1] = {id->shape[1] + 1};
+        affine_copy(w, 0, in, istr, d >= 0 ? d : -d * id->shape[1]);
+        return 0;
+    }
+    if (id->ndim != 1) return kf_lw_unsupported(err, w->n, "input must be 1-D or 2-D");
+    if (!kf_lw_out_live(w, 0)) return 0;
+    kir_kernel *k = w->k;
+    const kf_tdesc *od = kf_lw_desc(w, kf_lw_out(w, 0));
+    int i;
+    kir_expr *c[KF_MAX_DIMS];
+    kir_stmt *loop = coord_loop(w, od, &i, c);
+    kir_expr *on = kir_bin(k, KIR_EQ, kir_bin(k, KIR_SUB, kf_lw_dup(w, c[1]), kf_lw_dup(w, c[0])), kf_lw_i(w, d));
+    kir_stmt *iff = kir_if(k, on);
+    kir_append(k, loop, iff);
+    kir_expr *x = kf_lw_load(w, in, kf_lw_dup(w, c[d >= 0 ? 0 : 1]));
+    kf_lw_put(w, iff, 0, kir_var(k, i), x);
+    kir_append_else(k, iff, kf_lw_store(w, 0, kir_var(k, i), kf_lw_const(k, 0, x)));
+    return 0;
+}
+
 static int build_repeat(kf_lw *w, kf_err *err) {
     int in = in_value(w);
     if (in < 0) return kf_lw_unsupported(err, w->n, "no input");
@@ -524,7 +551,7 @@ const kf_lop kf_lops_view[] = {
     KERN("split_with_sizes_copy", build_split, NULL), KERN("unsafe_split_with_sizes", build_split, NULL),
     KERN("chunk", build_split, NULL), KERN("unsafe_chunk", build_split, NULL),
     KERN("diagonal", build_diagonal, NULL), KERN("diagonal_copy", build_diagonal, NULL),
-    KERN("flip", build_flip, NULL), KERN("cat", build_cat, NULL), KERN("concat", build_cat, NULL),
+    KERN("diag", build_diag, NULL), KERN("flip", build_flip, NULL), KERN("cat", build_cat, NULL), KERN("concat", build_cat, NULL),
     KERN("concatenate", build_cat, NULL), KERN("stack", build_cat, NULL),
     KERN("repeat", build_repeat, alias_same_numel), KERN("roll", build_roll, NULL),
     KERN("pixel_shuffle", build_pixel_shuffle, NULL), KERN("pixel_unshuffle", build_pixel_shuffle, NULL),

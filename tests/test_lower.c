@@ -160,6 +160,34 @@ static void test_addmm_linear(void) {
     run_free(&r);
 }
 
+static void test_matmul_broadcast(void) {
+    /* [2,1,3,5] @ [4,5,67] -> [2,4,3,67]: broadcast batch dims, column blocks with a tail */
+    enum { B0 = 2, B1 = 4, M = 3, K = 5, N = 67 };
+    static float a[B0 * M * K], b[B1 * K * N];
+    fill(a, B0 * M * K, 31);
+    fill(b, B1 * K * N, 32);
+    const char *json =
+        "{'inputs':['a','b'],'params':[],'outputs':['y'],"
+        "'values':{'a':{'dtype':'f32','shape':[2,1,3,5]},'b':{'dtype':'f32','shape':[4,5,67]},"
+        "'y':{'dtype':'f32','shape':[2,4,3,67]}},"
+        "'nodes':[{'op':'aten.matmul.default','outputs':['y'],'args':[{'name':'self','tensor':'a'},"
+        "{'name':'other','tensor':'b'}]}]}";
+    run r;
+    RUN_OK(r, json, (const void *[]){a, b}, NULL);
+    static double ref[B0 * B1 * M * N];
+    for (int i = 0; i < B0; i++)
+        for (int j = 0; j < B1; j++)
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double acc = 0;
+                    for (int k = 0; k < K; k++) acc += (double)a[(i * M + m) * K + k] * b[(j * K + k) * N + n];
+                    ref[((i * B1 + j) * M + m) * N + n] = acc;
+                }
+    KF_CHECK_EQ_INT(mismatches(r.out[0], ref, B0 * B1 * M * N, 1e-5), 0);
+    KF_CHECK(guards_ok(&r));
+    run_free(&r);
+}
+
 static void test_relu(void) {
     enum { N = 1000 };
     float x[N];
@@ -725,6 +753,7 @@ int main(void) {
         return 1;
     }
     KF_RUN(test_addmm_linear);
+    KF_RUN(test_matmul_broadcast);
     KF_RUN(test_relu);
     KF_RUN(test_broadcast_add);
     KF_RUN(test_conv2d);

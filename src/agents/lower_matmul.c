@@ -99,27 +99,51 @@ static void mm_block(kf_lw *w, const mm_plan *p, kir_stmt *parent, int bm, const
     }
 }
 
+/* Output columns are done in blocks of up to MM_NB. With enough column blocks the blocks are
+ * the parallel dimension and the rows run inside, so one K x MM_NB panel of B stays in cache
+ * while every row of A streams past it; otherwise (matrix-vector, narrow outputs) the rows
+ * are the parallel dimension. */
 static int mm_emit(kf_lw *w, mm_plan *p, kf_err *err) {
     int rc = mm_plan_make(w, p, err);
     if (rc) return rc;
     if (!kf_lw_out_live(w, 0)) return 0;
-    int64_t rows = p->M;
-    for (int j = 0; j < p->nbd; j++) rows *= p->bshape[j];
-    int bm;
-    kir_stmt *loop = kf_lw_loop(w, NULL, "bm", rows, KIR_LOOP_PARALLEL, &bm);
+    kir_kernel *k = w->k;
+    int64_t batch = 1;
+    for (int j = 0; j < p->nbd; j++) batch *= p->bshape[j];
     int64_t nb = p->N < MM_NB ? p->N : MM_NB;
     int64_t full = nb > 0 ? p->N / nb : 0, tail = nb > 0 ? p->N % nb : 0;
+    if (batch * full >= 16 && p->M > 1) {
+        int bn, m;
+        kir_stmt *outer = kf_lw_loop(w, NULL, "bn", batch * full, KIR_LOOP_PARALLEL, &bn);
+        int bv = kf_lw_local(w, outer, "b", KIR_T_I64, kir_bin(k, KIR_DIV, kir_var(k, bn), kf_lw_i(w, full)));
+        kir_expr *n0 = kir_mul(k, kir_bin(k, KIR_MOD, kir_var(k, bn), kf_lw_i(w, full)), kf_lw_i(w, nb));
+        int n0v = kf_lw_local(w, outer, "n0", KIR_T_I64, n0);
+        kir_stmt *ml = kf_lw_loop(w, outer, "m", p->M, KIR_LOOP_SERIAL, &m);
+        int bm = kf_lw_local(w, ml, "bm", KIR_T_I64,
+                             kir_add(k, kir_mul(k, kir_var(k, bv), kf_lw_i(w, p->M)), kir_var(k, m)));
+        mm_block(w, p, ml, bm, kir_var(k, n0v), (int)nb);
+        if (tail > 0) {
+            int b2, m2;
+            kir_stmt *o2 = kf_lw_loop(w, NULL, "b", batch, KIR_LOOP_PARALLEL, &b2);
+            kir_stmt *ml2 = kf_lw_loop(w, o2, "m", p->M, KIR_LOOP_SERIAL, &m2);
+            int bm2 = kf_lw_local(w, ml2, "bm", KIR_T_I64,
+                                  kir_add(k, kir_mul(k, kir_var(k, b2), kf_lw_i(w, p->M)), kir_var(k, m2)));
+            mm_block(w, p, ml2, bm2, kf_lw_i(w, full * nb), (int)tail);
+        }
+        return 0;
+    }
+    int bm;
+    kir_stmt *loop = kf_lw_loop(w, NULL, "bm", batch * p->M, KIR_LOOP_PARALLEL, &bm);
     if (full > 0) {
         int nbv;
         kir_stmt *nl = kf_lw_loop(w, loop, "nb", full, KIR_LOOP_SERIAL, &nbv);
-        kir_expr *n0 = kir_mul(w->k, kir_var(w->k, nbv), kf_lw_i(w, nb));
+        kir_expr *n0 = kir_mul(k, kir_var(k, nbv), kf_lw_i(w, nb));
         mm_block(w, p, nl, bm, n0, (int)nb);
     }
     if (tail > 0) {
-        kir_stmt *blk = kir_block(w->k);
-        kir_append(w->k, loop, blk);
-        kir_expr *n0 = kf_lw_i(w, full * nb);
-        mm_block(w, p, blk, bm, n0, (int)tail);
+        kir_stmt *blk = kir_block(k);
+        kir_append(k, loop, blk);
+        mm_block(w, p, blk, bm, kf_lw_i(w, full * nb), (int)tail);
     }
     return 0;
 }

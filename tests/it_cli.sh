@@ -74,5 +74,20 @@ expect '[ $rc -eq 130 ] && grep -q "interrupted" "$T/int.txt"' "Ctrl-C stops the
 $K bench "$T/suite" --agents naive --attempts 2 --db "$T/k2.db" --resume --quiet > "$T/int2.txt" 2>&1; rc=$?
 expect '[ $rc -eq 0 ] && grep -q "already finished" "$T/int2.txt"' "resume after an interrupt continues"
 
+# no PyTorch for the oracle, no C compiler: a clear one-line error per problem, the run goes on
+mkdir -p "$T/notorch"
+echo 'raise ImportError("No module named torch")' > "$T/notorch/torch.py"
+printf '#!/bin/sh\nPYTHONPATH="%s" exec /usr/bin/python3 "$@"\n' "$T/notorch" > "$T/notorch/py"
+chmod +x "$T/notorch/py"
+KFORGE_PYTHON="$T/notorch/py" $K bench tests/problems/relu.py tests/problems/tuple_out.py --db "$T/nt.db" \
+  --json "$T/nt.json" > "$T/nt.txt" 2>&1; rc=$?
+cat "$T/nt.txt"
+expect '[ $rc -eq 0 ] && grep -q "cannot import torch" "$T/nt.txt" && [ $(grep -c "error: .*cannot import torch" "$T/nt.txt") -eq 2 ]' \
+  "missing PyTorch: one error line per problem, run completes"
+KFORGE_CC=/nonexistent/cc $K bench tests/problems/relu.py tests/problems/tuple_out.py --db "$T/nc.db" > "$T/nc.txt" 2>&1; rc=$?
+cat "$T/nc.txt"
+expect '[ $rc -eq 0 ] && [ $(grep -c "error: .*no C compiler" "$T/nc.txt") -eq 2 ]' \
+  "missing C compiler: one error line per problem, run completes"
+
 echo "$fails failures"
 [ $fails -eq 0 ]

@@ -29,6 +29,7 @@ typedef struct bench_ctx {
     char **agents; int n_agents;
     double t0;
     kf_progress prog;
+    char setup_error[1100];  /* no PyTorch or no compiler: every problem ends with this */
 } bench_ctx;
 
 static double now_s(void) {
@@ -151,6 +152,11 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
     kf_read_file(path, &source, &source_len);
 
     kf_store_begin_problem(c->store, c->run_id, path, &err);
+    if (c->setup_error[0]) {
+        kf_str_append(msg, c->setup_error);
+        say(c, "[%d/%d] %s: error: %s", idx, total, path, c->setup_error);
+        goto done;
+    }
     kf_progress_update(&c->prog, idx, total, base_name(path), "oracle", 0, now_s() - c->t0);
     if (ensure_oracle(c, &err) || kf_oracle_load(c->oracle, path, KF_LOAD_SEED, &info, &err)) {
         kf_str_appendf(msg, "%s", err.msg);
@@ -338,7 +344,11 @@ int kf_bench_run(const char *const *paths, int n_paths, const kf_bench_opts *o, 
     c.t0 = now_s();
     if (!c.ho.target) c.ho.target = kf_target_find(o->target);
     if (!c.ho.target) return kf_fail(err, KF_E_INVALID, "unknown target '%s'", o->target);
-    if (c.ho.target->available(err)) return kf_err_prefix(err, "target %s unavailable", o->target);
+    {
+        kf_err aerr = {0};
+        if (c.ho.target->available(&aerr))
+            snprintf(c.setup_error, sizeof c.setup_error, "target %s unavailable: %s", o->target, aerr.msg);
+    }
     if (c.ho.build.threads <= 0) c.ho.build.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 
     char **files = NULL;
@@ -365,8 +375,16 @@ int kf_bench_run(const char *const *paths, int n_paths, const kf_bench_opts *o, 
     c.oo.workdir = c.work;
     c.oo.threads = c.ho.build.threads;
     c.oo.device = strcmp(o->target, "cuda") ? "cpu" : "cuda";
-    if ((rc = kf_oracle_start(&c.oo, &c.oracle, err))) { kf_err_prefix(err, "oracle"); goto out; }
-    if ((rc = kf_oracle_hello(c.oracle, &c.hello, err))) { kf_err_prefix(err, "oracle"); goto out; }
+    {
+        kf_err herr = {0};
+        if (kf_oracle_start(&c.oo, &c.oracle, &herr)) {
+            c.oracle = NULL;
+            if (!c.setup_error[0])
+                snprintf(c.setup_error, sizeof c.setup_error, "cannot start the PyTorch oracle: %s", herr.msg);
+        } else if (kf_oracle_hello(c.oracle, &c.hello, &herr) && !c.setup_error[0])
+            snprintf(c.setup_error, sizeof c.setup_error, "PyTorch oracle unavailable: %s", herr.msg);
+    }
+    if (c.setup_error[0]) fprintf(o->out, "kforge bench: %s\n", c.setup_error);
     if ((rc = kf_store_open(o->db_path, &c.store, err))) goto out;
 
     kf_run_info ri;

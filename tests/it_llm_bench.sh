@@ -30,7 +30,7 @@ expect '[ -n "$PORT" ]' "the mock server started (port $PORT)"
 mkdir -p "$T/suite/level1"
 cp tests/problems/relu.py "$T/suite/level1/"
 env -u ANTHROPIC_API_KEY OPENAI_API_KEY="$KEY" OPENAI_BASE_URL="http://127.0.0.1:$PORT/v1" \
-  "$K" bench "$T/suite" --agents naive,llm:openai:mock-model --attempts 5 --db "$T/k.db" \
+  "$K" bench "$T/suite" --agents naive,llm:openai:mock-model --attempts 5 --llm-profile --db "$T/k.db" \
   --json "$T/r.json" > "$T/out.txt" 2>&1; rc=$?
 cat "$T/out.txt"
 expect '[ $rc -eq 0 ]' "bench with an llm agent finishes"
@@ -66,6 +66,8 @@ assert "error: expected" in f5 and "kernels.c:" in f5, f5
 f6 = last_user(6)
 assert "Attempt 4 of 5 is correct: it matched PyTorch on every trial (status: verified)." in f6, f6
 assert "Its time: " in f6 and "Now make it faster" in f6, f6
+assert "PyTorch eager: " in f6 and "speedup over eager" in f6, f6
+assert "Profile: Your last kernel program moved " in f6 and "GB/s" in f6, f6
 assert len(req(6)["messages"]) == 10, len(req(6)["messages"])
 print("feedback ok")
 PY

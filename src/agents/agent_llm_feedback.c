@@ -168,8 +168,8 @@ char *kf_llm_profile_hint(double gbps, double gflops, double peak_gbps, double p
     if (peak_gbps > 0)
         kf_str_appendf(&s, " (%.0f%% of the %.3g GB/s this device measured)",
                        100.0 * gbps / peak_gbps, peak_gbps);
-    kf_str_appendf(&s, " and computed %.3g GFLOP/s", gflops);
-    if (peak_gflops > 0)
+    if (gflops > 0) kf_str_appendf(&s, " and computed %.3g GFLOP/s", gflops);
+    if (gflops > 0 && peak_gflops > 0)
         kf_str_appendf(&s, " (%.0f%% of the %.3g GFLOP/s measured)", 100.0 * gflops / peak_gflops,
                        peak_gflops);
     kf_str_append(&s, ".");

@@ -29,6 +29,7 @@ typedef struct bench_ctx {
     char **agents; int n_agents;
     double t0;
     kf_progress prog;
+    kf_bench_llm_ctx llm;    /* the LLM agents' extra context sources */
     char setup_error[1100];  /* no PyTorch or no compiler: every problem ends with this */
 } bench_ctx;
 
@@ -181,7 +182,7 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
 
     for (int a = 0; a < c->n_agents && a < 16 && !stopped(c); a++) {
         kf_agent *agent = NULL;
-        if (kf_bench_make_agent(c->agents[a], c->o, &agent, &err)) {
+        if (kf_bench_make_agent(c->agents[a], c->o, &c->llm, &agent, &err)) {
             kf_str_clear(msg);
             kf_str_appendf(msg, "agent %s: %s", c->agents[a], err.msg);
             say(c, "[%d/%d] %s: %s", idx, total, path, msg->data);
@@ -361,7 +362,7 @@ int kf_bench_run(const char *const *paths, int n_paths, const kf_bench_opts *o, 
     if (c.n_agents == 0) { rc = kf_fail(err, KF_E_INVALID, "no agents given"); goto out; }
     for (int a = 0; a < c.n_agents; a++) {
         kf_agent *probe = NULL;
-        if (kf_bench_make_agent(c.agents[a], o, &probe, err)) { rc = err->code; goto out; }
+        if (kf_bench_make_agent(c.agents[a], o, NULL, &probe, err)) { rc = err->code; goto out; }
         if (probe->destroy) probe->destroy(probe);
     }
     c.work = NULL;
@@ -386,6 +387,9 @@ int kf_bench_run(const char *const *paths, int n_paths, const kf_bench_opts *o, 
     }
     if (c.setup_error[0]) fprintf(o->out, "kforge bench: %s\n", c.setup_error);
     if ((rc = kf_store_open(o->db_path, &c.store, err))) goto out;
+    c.llm.store = c.store;
+    c.llm.context_target = o->llm_context_target;
+    c.llm.profile = o->llm_profile;
 
     kf_run_info ri;
     fill_meta(&c, &ri);

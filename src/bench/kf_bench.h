@@ -26,6 +26,10 @@ typedef struct kf_bench_opts {
     FILE *out;                   /* progress and the final table (stdout) */
     int tty;                     /* out is a terminal: one-line progress */
     int verbose;
+    /* LLM agents' extra context, each off unless asked (so its effect can be measured):
+     * the best verified kernel for the same problem on another target, from the store */
+    const char *llm_context_target;
+    int llm_profile;             /* a hint on the last candidate: achieved bandwidth */
 } kf_bench_opts;
 
 void kf_bench_opts_default(kf_bench_opts *o);

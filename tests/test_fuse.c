@@ -269,23 +269,86 @@ static void test_conv_bn_relu(void) {
     KF_CHECK(group_of(&g, &p, "conv") != group_of(&g, &p, "bn"));
     KF_CHECK_EQ_INT(group_of(&g, &p, "bn"), group_of(&g, &p, "relu"));
     KF_CHECK(!p.stored[kf_graph_find(&g, "bn")]);
-    /* im2col + gemm + bias epilogue, then batch norm with relu applied before its store */
-    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_GEMM), 1);
-    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 3);
     KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
-    /* the direct convolution of the op builder computes the same */
-    kf_gsched s[2];
-    kf_gsched_auto(&g, &p, 0, &s[0]);
-    kf_gsched_auto(&g, &p, 1, &s[1]);
-    KF_CHECK_EQ_INT(s[0].impl, KF_IMPL_IM2COL);
-    s[0].impl = KF_IMPL_KIR;
-    kf_program kir;
-    kf_err err;
-    KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, s, "cpu", "test", &kir, &err), 0);
-    KF_CHECK_EQ_INT(count_steps(&kir, KF_STEP_GEMM), 0);
-    KF_CHECK(compare_with_naive(&g, &kir) < 1e-4);
-    kf_program_free(&kir);
+    /* im2col + gemm (bias in a small epilogue kernel), or the direct kernel (bias as its start
+     * value); batch norm with relu applied before its store either way */
+    static const kf_impl impls[] = {KF_IMPL_IM2COL, KF_IMPL_DIRECT, KF_IMPL_KIR};
+    static const int gemms[] = {1, 0, 0}, launches[] = {3, 2, 2};
+    for (int i = 0; i < 3; i++) {
+        kf_gsched s[2];
+        kf_gsched_auto(&g, &p, 0, &s[0]);
+        kf_gsched_auto(&g, &p, 1, &s[1]);
+        KF_CHECK(s[0].impl == KF_IMPL_IM2COL || s[0].impl == KF_IMPL_DIRECT);
+        s[0].impl = impls[i];
+        kf_program v;
+        kf_err err;
+        KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, s, "cpu", "test", &v, &err), 0);
+        KF_CHECK_EQ_INT(count_steps(&v, KF_STEP_GEMM), gemms[i]);
+        KF_CHECK_EQ_INT(count_steps(&v, KF_STEP_LAUNCH), launches[i]);
+        KF_CHECK(compare_with_naive(&g, &v) < 1e-4);
+        kf_program_free(&v);
+    }
     done(&g, &p, &prog);
+}
+
+/* A convolution through every implementation that admits it, against the naive lowering. */
+static void conv_impls(const char *json, int expect_im2col) {
+    kf_graph g;
+    kf_fplan p;
+    kf_program prog;
+    if (plan_lower(json, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    KF_CHECK_EQ_INT(kf_fuse_impl_ok(&g, &p, 0, KF_IMPL_IM2COL), expect_im2col);
+    KF_CHECK(kf_fuse_impl_ok(&g, &p, 0, KF_IMPL_DIRECT));
+    static const kf_impl impls[] = {KF_IMPL_KIR, KF_IMPL_IM2COL, KF_IMPL_DIRECT};
+    for (int i = 0; i < 3; i++) {
+        if (!kf_fuse_impl_ok(&g, &p, 0, impls[i])) continue;
+        for (int block = 1; block <= 4; block += 3) {
+            kf_gsched s;
+            kf_gsched_auto(&g, &p, 0, &s);
+            s.impl = impls[i];
+            s.block = block;
+            kf_program v;
+            kf_err err;
+            KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, &s, "cpu", "test", &v, &err), 0);
+            double d = compare_with_naive(&g, &v);
+            if (!(d < 1e-4)) fprintf(stderr, "  impl %d block %d: %g\n", (int)impls[i], block, d);
+            KF_CHECK(d < 1e-4);
+            kf_program_free(&v);
+        }
+    }
+    done(&g, &p, &prog);
+}
+
+#define CONV_NODE(stride, pad, dil, groups) \
+    "{\"op\":\"aten.convolution.default\",\"outputs\":[\"y\"],\"args\":[{\"name\":\"input\",\"tensor\":\"x0\"}," \
+    "{\"name\":\"weight\",\"tensor\":\"p0\"},{\"name\":\"bias\",\"tensor\":\"p1\"}," \
+    "{\"name\":\"stride\",\"list\":" stride "},{\"name\":\"padding\",\"list\":" pad "}," \
+    "{\"name\":\"dilation\",\"list\":" dil "},{\"name\":\"transposed\",\"bool\":false}," \
+    "{\"name\":\"output_padding\",\"list\":[{\"int\":0},{\"int\":0}]},{\"name\":\"groups\",\"int\":" groups "}]}"
+
+static void test_conv_variants(void) {
+    /* strided, dilated, padded 2-D convolution with two groups: 2x6x13x11 -> 2x4x6x5 */
+    static const char grouped[] =
+        "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"y\"],\"values\":{"
+        T("x0", "f32", 2, 6, 13, 11) "," T("p0", "f32", 4, 3, 3, 3) "," T("p1", "f32", 4) "," T("y", "f32", 2, 4, 6, 5) "},"
+        "\"nodes\":[" CONV_NODE("[{\"int\":2},{\"int\":2}]", "[{\"int\":1},{\"int\":1}]", "[{\"int\":2},{\"int\":2}]", "2") "]}";
+    conv_impls(grouped, 0);
+    /* depthwise 3x3, padding 1: 2x8x10x12 -> 2x8x10x12 */
+    static const char depthwise[] =
+        "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"y\"],\"values\":{"
+        T("x0", "f32", 2, 8, 10, 12) "," T("p0", "f32", 8, 1, 3, 3) "," T("p1", "f32", 8) "," T("y", "f32", 2, 8, 10, 12) "},"
+        "\"nodes\":[" CONV_NODE("[{\"int\":1},{\"int\":1}]", "[{\"int\":1},{\"int\":1}]", "[{\"int\":1},{\"int\":1}]", "8") "]}";
+    conv_impls(depthwise, 0);
+    /* 1-D, stride 3, padding 2: 3x5x40 -> 3x8x14 */
+    static const char conv1d[] =
+        "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"y\"],\"values\":{"
+        T("x0", "f32", 3, 5, 40) "," T("p0", "f32", 8, 5, 4) "," T("p1", "f32", 8) "," T("y", "f32", 3, 8, 14) "},"
+        "\"nodes\":[" CONV_NODE("[{\"int\":3}]", "[{\"int\":2}]", "[{\"int\":1}]", "1") "]}";
+    conv_impls(conv1d, 1);
 }
 
 static void test_cell_two_outputs(void) {
@@ -372,6 +435,7 @@ int main(void) {
     KF_RUN(test_linear_relu_scale);
     KF_RUN(test_softmax);
     KF_RUN(test_conv_bn_relu);
+    KF_RUN(test_conv_variants);
     KF_RUN(test_cell_two_outputs);
     KF_RUN(test_prologue_and_views);
     KF_RUN(test_plan_describe_and_unfused);

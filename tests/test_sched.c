@@ -310,6 +310,64 @@ static void test_eval_subst(void) {
     kir_kernel_free(k);
 }
 
+typedef void (*un_fn)(float *, const float *);
+
+static void test_vector_math(void) {
+    enum { NM = 4099 };
+    static float x[NM], y[NM];
+    for (int i = 0; i < NM - 8; i++) x[i] = -120.0f + 240.0f * (float)i / (float)(NM - 8);
+    x[NM - 8] = INFINITY;
+    x[NM - 7] = -INFINITY;
+    x[NM - 6] = NAN;
+    x[NM - 5] = 0.0f;
+    x[NM - 4] = -0.0f;
+    x[NM - 3] = 1e-6f;
+    x[NM - 2] = -3e-5f;
+    x[NM - 1] = 88.5f;
+    static const kir_unop ops[] = {KIR_EXP, KIR_EXPM1, KIR_SIGMOID, KIR_TANH, KIR_ERF};
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+        kir_kernel *k = kir_kernel_new("vm");
+        int yb = kir_add_buf(k, "y", KF_F32, 1), xb = kir_add_buf(k, "x", KF_F32, 0);
+        int vi = kir_add_var(k, "i", KIR_T_I64);
+        kir_stmt *l = kir_for(k, vi, kir_int(k, 0), kir_int(k, NM), 1, KIR_LOOP_VECTOR);
+        kir_append(k, k->body, l);
+        kir_append(k, l, kir_store(k, yb, kir_var(k, vi), kir_un(k, ops[o], kir_load(k, xb, kir_var(k, vi)))));
+        KF_CHECK_EQ_INT(kir_sched_vector_math(k), 1);
+        void *h = NULL;
+        char *src = NULL;
+        un_fn f = (un_fn)build(k, &h, &src);
+        KF_CHECK(f != NULL);
+        KF_CHECK(src && !strstr(src, "expf(") && !strstr(src, "tanhf(") && !strstr(src, "erff("));
+        free(src);
+        if (!f) {
+            kir_kernel_free(k);
+            continue;
+        }
+        f(y, x);
+        int bad = 0;
+        for (int i = 0; i < NM; i++) {
+            double v = x[i], ref;
+            switch (ops[o]) {
+            case KIR_EXP: ref = exp(v); break;
+            case KIR_EXPM1: ref = expm1(v); break;
+            case KIR_SIGMOID: ref = 1.0 / (1.0 + exp(-v)); break;
+            case KIR_TANH: ref = tanh(v); break;
+            default: ref = erf(v); break;
+            }
+            if ((float)ref == INFINITY || (float)ref == -INFINITY) {
+                if (y[i] != (float)ref) bad++;
+            } else if (isnan(ref)) {
+                if (!isnan(y[i])) bad++;
+            } else if (!(fabs(y[i] - ref) <= 1e-6 + 1e-6 * fabs(ref))) {
+                if (bad < 3) fprintf(stderr, "  op %d: f(%g) = %g, want %g\n", (int)ops[o], v, (double)y[i], ref);
+                bad++;
+            }
+        }
+        KF_CHECK_EQ_INT(bad, 0);
+        kir_kernel_free(k);
+    }
+}
+
 int main(void) {
     snprintf(workdir, sizeof workdir, "/tmp/kf_test_sched_%ld", (long)getpid());
     char cmd[512];
@@ -320,6 +378,7 @@ int main(void) {
     KF_RUN(test_reduction_variants);
     KF_RUN(test_legality);
     KF_RUN(test_elementwise_chunks);
+    KF_RUN(test_vector_math);
     snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", workdir);
     return kf_test_report();

@@ -76,7 +76,8 @@ typedef enum {
 typedef struct kf_gsched {
     kf_impl impl;
     int parallel;      /* 1: parallel outer loop (default), 0: serial (tiny work) */
-    int vec;           /* 1: omp simd on innermost loops where legal (default 1) */
+    int vec;           /* 0: none; 1: omp simd on innermost loops where legal; 2: also
+                        * vectorisable float32 exp/tanh/sigmoid/erf in them (default 2) */
     int chunk;         /* elementwise loop: elements per inner vector loop (0: whole rows) */
     int tile;          /* KIR loop nests: tile size of the two outer loops (0: none) */
     int unroll;        /* unroll factor of the innermost serial loop (0: none) */
@@ -196,6 +197,15 @@ int kf_fl_ew_loop(kf_fl *c, int gi, int seed_buf, int bias, const kf_tdesc *bias
 int kf_fl_gemm_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_conv_im2col(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_gemm_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_direct_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
+/* A float32 convolution's attributes (aten.convolution / _convolution / convNd). */
+typedef struct kf_conv_attr {
+    int x, w, bias, nsd, transposed;
+    int64_t groups, N, Cin, Cout, cin_g, cout_g, I[3], O[3], Kd[3], stride[3], pad[3], dil[3], opad[3];
+} kf_conv_attr;
+/* 1 and *a filled when node is such a convolution with consistent shapes; 0 otherwise. */
+int kf_fl_conv_attr(const kf_graph *g, const kf_node *n, kf_conv_attr *a);
 int kf_fl_conv_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 /* Where the gemm result of group gi goes: the anchor's storage when stored, else a stored
  * elementwise result of the same dtype and size (overwritten in place by the epilogue), else

@@ -11,16 +11,13 @@
 #include "agents/lower.h"
 #include "kir/kir_sched.h"
 
-typedef struct conv_attr {
-    int x, w, bias, nsd, transposed;
-    int64_t groups, N, Cin, Cout, I[3], O[3], Kd[3], stride[3], pad[3], dil[3];
-} conv_attr;
+typedef kf_conv_attr conv_attr;
 
 static void fill3(int64_t *dst, const int64_t *src, int n, int nsd, int64_t dflt) {
     for (int j = 0; j < nsd; j++) dst[j] = n <= 0 ? dflt : (n == 1 ? src[0] : src[j < n ? j : n - 1]);
 }
 
-static int conv_attr_make(const kf_graph *g, const kf_node *n, conv_attr *a) {
+int kf_fl_conv_attr(const kf_graph *g, const kf_node *n, kf_conv_attr *a) {
     memset(a, 0, sizeof *a);
     char op[96];
     kf_lop_base(n->op, op, sizeof op);
@@ -48,21 +45,35 @@ static int conv_attr_make(const kf_graph *g, const kf_node *n, conv_attr *a) {
     if (!pa || pa->kind == KF_ARG_STR) return 0;
     c = kf_lw_arg_ints(n, "padding", 4, v, 8);
     fill3(a->pad, v, c, a->nsd, 0);
+    c = nd_named ? 0 : kf_lw_arg_ints(n, "output_padding", 7, v, 8);
+    fill3(a->opad, v, c, a->nsd, 0);
     a->groups = kf_lw_arg_int(n, "groups", nd_named ? 6 : 8, 1);
+    if (a->groups < 1) return 0;
     a->N = xd->shape[0];
     a->Cin = xd->shape[1];
     a->Cout = od->shape[1];
+    a->cin_g = a->Cin / a->groups;
+    a->cout_g = a->Cout / a->groups;
+    if (a->cin_g * a->groups != a->Cin || a->cout_g * a->groups != a->Cout) return 0;
+    if (a->transposed ? (wd->shape[0] != a->Cin || wd->shape[1] != a->cout_g)
+                      : (wd->shape[0] != a->Cout || wd->shape[1] != a->cin_g))
+        return 0;
     for (int j = 0; j < a->nsd; j++) {
         a->I[j] = xd->shape[2 + j];
         a->O[j] = od->shape[2 + j];
         a->Kd[j] = wd->shape[2 + j];
+        if (a->stride[j] < 1 || a->dil[j] < 1 || a->pad[j] < 0) return 0;
         /* the output size the attributes imply must be the graph's */
-        int64_t o = (a->I[j] + 2 * a->pad[j] - a->dil[j] * (a->Kd[j] - 1) - 1) / a->stride[j] + 1;
-        if (o != a->O[j] || a->stride[j] < 1 || a->dil[j] < 1 || a->pad[j] < 0) return 0;
+        int64_t o = a->transposed
+            ? (a->I[j] - 1) * a->stride[j] - 2 * a->pad[j] + a->dil[j] * (a->Kd[j] - 1) + a->opad[j] + 1
+            : (a->I[j] + 2 * a->pad[j] - a->dil[j] * (a->Kd[j] - 1) - 1) / a->stride[j] + 1;
+        if (o != a->O[j]) return 0;
     }
-    if (a->transposed || a->groups != 1) return 0;
-    if (wd->shape[0] != a->Cout || wd->shape[1] != a->Cin) return 0;
     return 1;
+}
+
+static int conv_attr_make(const kf_graph *g, const kf_node *n, conv_attr *a) {
+    return kf_fl_conv_attr(g, n, a) && !a->transposed && a->groups == 1;
 }
 
 static int64_t conv_taps(const conv_attr *a) {

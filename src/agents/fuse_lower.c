@@ -71,6 +71,7 @@ static void apply_sched(kir_kernel *k, const kf_gsched *s) {
     if (!s) return;
     if (!s->parallel) kir_sched_serialize(k);
     if (s->vec) kir_sched_auto_vector(k, s->chunk > 0 ? s->chunk : 1024);
+    if (s->vec >= 2) kir_sched_vector_math(k);
 }
 
 int kf_fl_kernel_end(kf_fl *c, const kf_gsched *s, kf_err *err) {
@@ -356,6 +357,7 @@ static int lower_group(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     kf_fnode_kind kind = c->plan->kind[gr->anchor];
     if (kind == KF_FN_GEMM && s->impl == KF_IMPL_LIB) return kf_fl_gemm_lib(c, gi, s, err);
     if (kind == KF_FN_CONV && s->impl == KF_IMPL_IM2COL) return kf_fl_conv_im2col(c, gi, s, err);
+    if (kind == KF_FN_CONV && s->impl == KF_IMPL_DIRECT) return kf_fl_conv_direct(c, gi, s, err);
     return anchor_kir(c, gi, s, err);
 }
 

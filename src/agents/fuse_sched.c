@@ -6,7 +6,7 @@
 void kf_gsched_default(kf_gsched *s) {
     s->impl = KF_IMPL_AUTO;
     s->parallel = 1;
-    s->vec = 1;
+    s->vec = 2;
     s->chunk = 0;
     s->tile = 0;
     s->unroll = 0;
@@ -24,9 +24,17 @@ int kf_fuse_impl_ok(const kf_graph *g, const kf_fplan *plan, int gi, kf_impl imp
         return a >= 0 && kf_fl_gemm_ok(g, plan, gi);
     case KF_IMPL_IM2COL:
         return a >= 0 && kf_fl_conv_ok(g, plan, gi);
+    case KF_IMPL_DIRECT:
+        return a >= 0 && kf_fl_direct_ok(g, plan, gi);
     default:
         return 0;
     }
+}
+
+/* Multiply-adds per output element of a convolution group (input channels x taps). */
+static double conv_reduction(const kf_graph *g, const kf_fplan *plan, int gi) {
+    const kf_fgroup *gr = &plan->groups[gi];
+    return gr->numel > 0 ? (gr->flops - (double)gr->n_nodes * (double)gr->numel) / (2.0 * (double)gr->numel) : 0;
 }
 
 void kf_gsched_auto(const kf_graph *g, const kf_fplan *plan, int gi, kf_gsched *s) {
@@ -36,7 +44,9 @@ void kf_gsched_auto(const kf_graph *g, const kf_fplan *plan, int gi, kf_gsched *
     if (gr->anchor >= 0) {
         kf_fnode_kind k = plan->kind[gr->anchor];
         if (k == KF_FN_GEMM && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_LIB)) s->impl = KF_IMPL_LIB;
-        if (k == KF_FN_CONV && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_IM2COL)) s->impl = KF_IMPL_IM2COL;
+        if (k == KF_FN_CONV && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_DIRECT)) s->impl = KF_IMPL_DIRECT;
+        if (k == KF_FN_CONV && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_IM2COL) && conv_reduction(g, plan, gi) >= 64)
+            s->impl = KF_IMPL_IM2COL;
     }
     /* threads cost a few microseconds to wake: not worth it below ~32k simple operations */
     if (gr->flops + gr->bytes / 4.0 < 32768.0) s->parallel = 0;

@@ -46,9 +46,9 @@ void kf_search_opts_default(kf_search_opts *o) {
     o->budget_s = 20.0;
     o->cache_path = NULL;
     o->beam = 2;
-    o->first_batch = 3;
+    o->first_batch = 2;
     o->per_round = 2;
-    o->max_candidates = 7;
+    o->max_candidates = 5;
     o->drop_ratio = 3.0;
 }
 

@@ -15,9 +15,9 @@ typedef struct kf_search_opts {
                                * (kforge's cache folder), else ~/.cache/kforge/schedules.tsv;
                                * "" disables the cache */
     int beam;                 /* best candidates expanded per round (default 2) */
-    int first_batch;          /* candidates proposed in round 1 (default 4) */
-    int per_round;            /* candidates proposed in later rounds (default 3) */
-    int max_candidates;       /* total per problem (default 8) */
+    int first_batch;          /* candidates proposed in round 1 (default 2) */
+    int per_round;            /* candidates proposed in later rounds (default 2) */
+    int max_candidates;       /* total per problem (default 5) */
     double drop_ratio;        /* drop candidates this much slower than the best (default 3) */
 } kf_search_opts;
 

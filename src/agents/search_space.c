@@ -38,7 +38,7 @@ char *kf_search_key(const kf_search_space *sp, int plan, const kf_gsched *s) {
     kf_str_appendf(&k, "P%d", plan);
     for (int i = 0; i < sp->plans[plan].n_groups; i++) {
         int impl = s[i].impl >= 0 && s[i].impl <= KF_IMPL_DIRECT ? s[i].impl : 0;
-        kf_str_appendf(&k, ";%c%d%d.%d.%d.%d.%d", impl_chars[impl], s[i].parallel ? 1 : 0, s[i].vec ? 1 : 0,
+        kf_str_appendf(&k, ";%c%d%d.%d.%d.%d.%d", impl_chars[impl], s[i].parallel ? 1 : 0, s[i].vec,
                        s[i].chunk, s[i].tile, s[i].unroll, s[i].block);
     }
     return kf_str_take(&k);
@@ -61,7 +61,7 @@ int kf_search_key_parse(const kf_search_space *sp, const char *key, int *plan, k
         if (!ic) goto bad;
         kf_gsched_default(&s[i]);
         s[i].impl = (kf_impl)(ic - impl_chars);
-        if ((c[1] != '0' && c[1] != '1') || (c[2] != '0' && c[2] != '1')) goto bad;
+        if ((c[1] != '0' && c[1] != '1') || c[2] < '0' || c[2] > '2') goto bad;
         s[i].parallel = c[1] - '0';
         s[i].vec = c[2] - '0';
         int used = 0;
@@ -119,6 +119,21 @@ static int push_key(key_list *l, const kf_search_space *sp, int plan, const kf_g
     return 0;
 }
 
+/* Generated matmul and direct-convolution loops of the op builders only have a chance
+ * against the library on tiny problems; other alternatives are always worth a try. */
+static int impl_plausible(const kf_search_space *sp, int plan, int gi, kf_impl impl) {
+    const kf_fplan *p = &sp->plans[plan];
+    const kf_fgroup *gr = &p->groups[gi];
+    if (impl != KF_IMPL_KIR || gr->anchor < 0) return 1;
+    kf_fnode_kind k = p->kind[gr->anchor];
+    if (k == KF_FN_GEMM) return gr->flops < 4e6;
+    if (k == KF_FN_CONV) {
+        int other = kf_fuse_impl_ok(sp->g, p, gi, KF_IMPL_IM2COL) || kf_fuse_impl_ok(sp->g, p, gi, KF_IMPL_DIRECT);
+        return !other || gr->flops < 4e6;
+    }
+    return 1;
+}
+
 int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, char ***keys, int *n) {
     *keys = NULL;
     *n = 0;
@@ -147,13 +162,14 @@ int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, 
     double total = kf_search_work(sp, plan);
     key_list l = {0};
     /* 1. another implementation of a heavy group */
-    static const kf_impl impls[] = {KF_IMPL_KIR, KF_IMPL_LIB, KF_IMPL_IM2COL};
+    static const kf_impl impls[] = {KF_IMPL_DIRECT, KF_IMPL_IM2COL, KF_IMPL_LIB, KF_IMPL_KIR};
     for (int t = 0; t < top && !rc; t++) {
         int gi = order[t];
         const kf_fgroup *gr = &p->groups[gi];
         if (gr->flops + gr->bytes < 0.05 * total) continue;
         for (size_t q = 0; q < sizeof impls / sizeof impls[0] && !rc; q++) {
             if (impls[q] == s[gi].impl || !kf_fuse_impl_ok(sp->g, p, gi, impls[q])) continue;
+            if (!impl_plausible(sp, plan, gi, impls[q])) continue;
             kf_gsched keep = s[gi];
             s[gi].impl = impls[q];
             rc = push_key(&l, sp, plan, s);
@@ -164,7 +180,7 @@ int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, 
     for (int t = 0; t < top && !rc; t++) {
         int gi = order[t];
         const kf_fgroup *gr = &p->groups[gi];
-        if (gr->flops + gr->bytes > 4e6) continue;
+        if (gr->flops + gr->bytes > 4e6 || gr->flops + gr->bytes < 0.05 * total) continue;
         kf_gsched keep = s[gi];
         s[gi].parallel = !s[gi].parallel;
         rc = push_key(&l, sp, plan, s);
@@ -183,9 +199,9 @@ int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, 
             rc = push_key(&l, sp, plan, s);
             s[gi] = keep;
         }
-        if (!rc) {
+        if (!rc && s[gi].vec >= 1) {
             kf_gsched keep = s[gi];
-            s[gi].vec = !s[gi].vec;
+            s[gi].vec = s[gi].vec == 2 ? 1 : 2;
             rc = push_key(&l, sp, plan, s);
             s[gi] = keep;
         }

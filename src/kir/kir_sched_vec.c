@@ -99,12 +99,48 @@ static void scan(const kir_stmt *s, acc_list *st, acc_list *ld) {
     for (int i = 0; i < s->n_els; i++) scan(s->els[i], st, ld);
 }
 
+/* Locals declared in the loop and never reassigned, with their initial values: index
+ * expressions are analysed with them substituted (idx = base + r; out[idx] = ...). */
+typedef struct local_map { const kir_expr **init; unsigned char *assigned; int n_vars; } local_map;
+
+static void map_locals(const kir_stmt *s, local_map *m) {
+    if (!s) return;
+    if (s->kind == KIR_S_DECL && s->var >= 0 && s->var < m->n_vars) m->init[s->var] = s->val;
+    if (s->kind == KIR_S_ASSIGN && s->var >= 0 && s->var < m->n_vars) m->assigned[s->var] = 1;
+    for (int i = 0; i < s->n_body; i++) map_locals(s->body[i], m);
+    for (int i = 0; i < s->n_els; i++) map_locals(s->els[i], m);
+}
+
+/* e with every local of m replaced by its initial value (in scratch kernel t). */
+static kir_expr *expand(kir_kernel *t, const kir_expr *e, const local_map *m, int depth) {
+    if (!e) return NULL;
+    if (e->kind == KIR_E_VAR && e->var >= 0 && e->var < m->n_vars && m->init[e->var] &&
+        !m->assigned[e->var] && depth < 16)
+        return expand(t, m->init[e->var], m, depth + 1);
+    kir_expr *c = kir_sched_expr_subst(t, e, -1, NULL);
+    if (!c) return NULL;
+    c->a = e->a ? expand(t, e->a, m, depth) : NULL;
+    c->b = e->b ? expand(t, e->b, m, depth) : NULL;
+    c->c = e->c ? expand(t, e->c, m, depth) : NULL;
+    return c;
+}
+
 /* Stores at affine indices with a non-zero coefficient of var; stored buffers loaded only at
  * the index they are stored at. */
-static int accesses_ok(const kir_stmt *loop, int var) {
+static int accesses_ok(const kir_kernel *k, const kir_stmt *loop, int var) {
     acc_list st = {0}, ld = {0};
     scan(loop, &st, &ld);
     int ok = !st.bad && !ld.bad;
+    local_map m = {0};
+    m.n_vars = k->n_vars;
+    m.init = calloc((size_t)k->n_vars + 1, sizeof *m.init);
+    m.assigned = calloc((size_t)k->n_vars + 1, 1);
+    kir_kernel *t = kir_kernel_new("scratch");
+    if (!m.init || !m.assigned || !t) ok = 0;
+    if (ok) map_locals(loop, &m);
+    for (int i = 0; ok && i < st.n; i++) st.idx[i] = expand(t, st.idx[i], &m, 0);
+    for (int i = 0; ok && i < ld.n; i++) ld.idx[i] = expand(t, ld.idx[i], &m, 0);
+    if (ok && kir_failure(t)) ok = 0;
     for (int i = 0; ok && i < st.n; i++) {
         int64_t c = affine_coef(st.idx[i], var);
         if (c == 0 || c == KIR_NOT_AFFINE) ok = 0;
@@ -114,6 +150,8 @@ static int accesses_ok(const kir_stmt *loop, int var) {
             if (ld.buf[j] == st.buf[i] && !expr_eq(ld.idx[j], st.idx[i])) ok = 0;
     }
     free(st.buf); free(st.idx); free(ld.buf); free(ld.idx);
+    free(m.init); free(m.assigned);
+    kir_kernel_free(t);
     return ok;
 }
 
@@ -146,7 +184,7 @@ static int outer_ok(const kir_kernel *k, const kir_stmt *loop) {
 
 int kir_sched_vector_legal(const kir_kernel *k, const kir_stmt *loop) {
     if (!loop || loop->kind != KIR_S_FOR || loop->step != 1 || !kir_sched_innermost(loop)) return 0;
-    return accesses_ok(loop, loop->var) && outer_ok(k, loop);
+    return accesses_ok(k, loop, loop->var) && outer_ok(k, loop);
 }
 
 int kir_sched_vectorize(kir_kernel *k, kir_stmt *loop) {
@@ -157,7 +195,7 @@ int kir_sched_vectorize(kir_kernel *k, kir_stmt *loop) {
 
 int kir_sched_parallelize(kir_kernel *k, kir_stmt *loop) {
     if (!loop || loop->kind != KIR_S_FOR || loop->step != 1) return 0;
-    if (!accesses_ok(loop, loop->var) || !outer_ok(k, loop)) return 0;
+    if (!accesses_ok(k, loop, loop->var) || !outer_ok(k, loop)) return 0;
     loop->loop = KIR_LOOP_PARALLEL;
     return 1;
 }

@@ -1,0 +1,190 @@
+/* kir_sched_math.c: vectorisable float32 math for SIMD loops. C compilers cannot vectorise
+ * calls to expf/tanhf/erff without fast-math, so inside KIR_LOOP_VECTOR loops the float32
+ * exp, expm1, sigmoid, tanh and erf are rewritten into plain KIR arithmetic:
+ *  - exp(x): x clamped to [-87.3, 89] (below: 0; above: overflows to inf as it should),
+ *    n = round(x / ln2) (by adding and subtracting 1.5 * 2^23), r = x - n ln2 (two-part ln2), p = degree-7 Taylor polynomial of
+ *    e^r (|r| <= 0.35: relative error < 2e-7), times 2^n built from the bits of |n| / 2 by
+ *    selects (no bit casts in KIR), divided instead of multiplied for negative n;
+ *  - sigmoid(x) = 1 / (1 + exp(-x)); tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|);
+ *  - erf(x): Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7); expm1(x) = exp(x) - 1.
+ * Errors stay far inside kforge's float32 tolerance (1e-4); NaN and infinities come out
+ * where libm gives them. Intermediate values are bound to locals declared just before the
+ * statement using them; an argument that reads memory inside a select branch or the right
+ * side of && / || is left alone (evaluating it early could read out of bounds). */
+#include <stdlib.h>
+#include "kir/kir_int.h"
+#include "kir/kir_sched.h"
+
+typedef struct mx { kir_kernel *k; kir_stmt *pre; int n; } mx;
+
+static kir_expr *F(mx *m, double c) { return kir_flt(m->k, c, KIR_T_F32); }
+
+/* Binds e to a new local declared in m->pre; returns the variable id. */
+static int bind(mx *m, kir_expr *e) {
+    int v = kir_add_var(m->k, "vm", e->type);
+    kir_append(m->k, m->pre, kir_decl(m->k, v, e));
+    return v;
+}
+
+static kir_expr *V(mx *m, int v) { return kir_var(m->k, v); }
+static kir_expr *B(mx *m, kir_binop op, kir_expr *a, kir_expr *b) { return kir_bin(m->k, op, a, b); }
+static kir_expr *sel(mx *m, kir_expr *c, kir_expr *a, kir_expr *b) { return kir_select(m->k, c, a, b); }
+static kir_expr *I32(mx *m, int64_t v) { return kir_cast(m->k, KIR_T_I32, kir_int(m->k, v)); }
+
+/* Round to nearest integer for |v| < 2^22: (v + 1.5 * 2^23) - 1.5 * 2^23 (floorf does not
+ * vectorise without -fno-trapping-math; this is exact IEEE arithmetic, kept by the compiler
+ * since kforge never compiles with reassociation). */
+static kir_expr *rnd(mx *m, kir_expr *v) {
+    return B(m, KIR_SUB, B(m, KIR_ADD, v, F(m, 12582912.0)), F(m, 12582912.0));
+}
+
+static int v_exp(mx *m, int x) {
+    kir_kernel *k = m->k;
+    int lo = bind(m, sel(m, B(m, KIR_LT, V(m, x), F(m, -87.3)), F(m, -87.3), V(m, x)));
+    int xc = bind(m, sel(m, B(m, KIR_GT, V(m, lo), F(m, 89.0)), F(m, 89.0), V(m, lo)));
+    int n = bind(m, rnd(m, B(m, KIR_MUL, V(m, xc), F(m, 1.4426950408889634))));
+    int r = bind(m, B(m, KIR_SUB, B(m, KIR_SUB, V(m, xc), B(m, KIR_MUL, V(m, n), F(m, 0.693359375))),
+                      B(m, KIR_MUL, V(m, n), F(m, -2.12194440e-4))));
+    static const double c[] = {1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0};
+    kir_expr *p = F(m, c[0]);
+    for (int i = 1; i < 8; i++) p = B(m, KIR_ADD, B(m, KIR_MUL, p, V(m, r)), F(m, c[i]));
+    int pv = bind(m, p);
+    int a = bind(m, kir_un(k, KIR_ABS, V(m, n)));
+    int h = bind(m, rnd(m, B(m, KIR_SUB, B(m, KIR_MUL, V(m, a), F(m, 0.5)), F(m, 0.25))));
+    int hi = bind(m, kir_cast(k, KIR_T_I32, V(m, h)));
+    int q = bind(m, F(m, 1.0));
+    for (int i = 0; i < 7; i++) {
+        kir_expr *bit = B(m, KIR_NE, B(m, KIR_MOD, B(m, KIR_DIV, V(m, hi), I32(m, (int64_t)1 << i)), I32(m, 2)), I32(m, 0));
+        double f = 1.0;
+        for (int j = 0; j < (1 << i); j++) f *= 2.0;
+        q = bind(m, B(m, KIR_MUL, V(m, q), sel(m, bit, F(m, f), F(m, 1.0))));
+    }
+    /* a = 2h or 2h + 1 */
+    int qq = bind(m, B(m, KIR_MUL, V(m, q), F(m, 2.0)));
+    int q2 = bind(m, sel(m, B(m, KIR_GT, B(m, KIR_SUB, V(m, a), B(m, KIR_MUL, V(m, h), F(m, 2.0))), F(m, 0.5)),
+                         V(m, qq), V(m, q)));
+    int pos = bind(m, B(m, KIR_MUL, B(m, KIR_MUL, V(m, pv), V(m, q)), V(m, q2)));
+    int neg = bind(m, B(m, KIR_DIV, B(m, KIR_DIV, V(m, pv), V(m, q)), V(m, q2)));
+    int res = bind(m, sel(m, B(m, KIR_LT, V(m, n), F(m, 0.0)), V(m, neg), V(m, pos)));
+    return bind(m, sel(m, B(m, KIR_LT, V(m, x), F(m, -87.3)), F(m, 0.0), V(m, res)));
+}
+
+static kir_expr *v_math(mx *m, int op, kir_expr *arg) {
+    kir_kernel *k = m->k;
+    int x = bind(m, arg);
+    switch (op) {
+    case KIR_EXP:
+        return V(m, v_exp(m, x));
+    case KIR_EXPM1:
+        return B(m, KIR_SUB, V(m, v_exp(m, x)), F(m, 1.0));
+    case KIR_SIGMOID: {
+        int nx = bind(m, kir_un(k, KIR_NEG, V(m, x)));
+        int e = v_exp(m, nx);
+        return B(m, KIR_DIV, F(m, 1.0), B(m, KIR_ADD, F(m, 1.0), V(m, e)));
+    }
+    case KIR_TANH: {
+        int ax = bind(m, B(m, KIR_MUL, kir_un(k, KIR_ABS, V(m, x)), F(m, -2.0)));
+        int e = v_exp(m, ax);
+        int t = bind(m, B(m, KIR_DIV, B(m, KIR_SUB, F(m, 1.0), V(m, e)), B(m, KIR_ADD, F(m, 1.0), V(m, e))));
+        return sel(m, B(m, KIR_LT, V(m, x), F(m, 0.0)), kir_un(k, KIR_NEG, V(m, t)), V(m, t));
+    }
+    case KIR_ERF: {
+        int ax = bind(m, kir_un(k, KIR_ABS, V(m, x)));
+        int t = bind(m, B(m, KIR_DIV, F(m, 1.0), B(m, KIR_ADD, F(m, 1.0), B(m, KIR_MUL, V(m, ax), F(m, 0.3275911)))));
+        static const double a[] = {1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592};
+        kir_expr *p = F(m, a[0]);
+        for (int i = 1; i < 5; i++) p = B(m, KIR_ADD, B(m, KIR_MUL, p, V(m, t)), F(m, a[i]));
+        p = B(m, KIR_MUL, p, V(m, t));
+        int nx2 = bind(m, kir_un(k, KIR_NEG, B(m, KIR_MUL, V(m, ax), V(m, ax))));
+        int e = v_exp(m, nx2);
+        int y = bind(m, B(m, KIR_SUB, F(m, 1.0), B(m, KIR_MUL, p, V(m, e))));
+        return sel(m, B(m, KIR_LT, V(m, x), F(m, 0.0)), kir_un(k, KIR_NEG, V(m, y)), V(m, y));
+    }
+    default:
+        return NULL;
+    }
+}
+
+static int has_load(const kir_expr *e) {
+    if (!e) return 0;
+    return e->kind == KIR_E_LOAD || has_load(e->a) || has_load(e->b) || has_load(e->c);
+}
+
+static int is_target(const kir_expr *e) {
+    if (e->kind != KIR_E_UN || e->type != KIR_T_F32 || !e->a || e->a->type != KIR_T_F32) return 0;
+    return e->op == KIR_EXP || e->op == KIR_EXPM1 || e->op == KIR_SIGMOID || e->op == KIR_TANH || e->op == KIR_ERF;
+}
+
+/* Rewrites e's subtree in place; guarded: inside a select branch or a short-circuit operand. */
+static kir_expr *rewrite(mx *m, kir_expr *e, int guarded) {
+    if (!e) return NULL;
+    int ga = guarded, gb = guarded, gc = guarded;
+    if (e->kind == KIR_E_SELECT) gb = gc = 1;
+    if (e->kind == KIR_E_BIN && (e->op == KIR_AND || e->op == KIR_OR)) gb = 1;
+    e->a = rewrite(m, e->a, ga);
+    e->b = rewrite(m, e->b, gb);
+    e->c = rewrite(m, e->c, gc);
+    if (is_target(e) && !(guarded && has_load(e->a))) {
+        kir_expr *r = v_math(m, e->op, e->a);
+        if (r) {
+            m->n++;
+            return r;
+        }
+    }
+    return e;
+}
+
+static int count_targets(const kir_expr *e) {
+    if (!e) return 0;
+    return is_target(e) + count_targets(e->a) + count_targets(e->b) + count_targets(e->c);
+}
+
+static int stmt_targets(const kir_stmt *s) {
+    return count_targets(s->lo) + count_targets(s->hi) + count_targets(s->idx) + count_targets(s->val) +
+           count_targets(s->cond);
+}
+
+/* Rewrites the statements of a list, hoisting new locals right before each statement. */
+static void rewrite_list(mx *m, kir_stmt ***list, int *n, int *cap) {
+    kir_kernel *k = m->k;
+    kir_stmt *out = kir_block(k);
+    if (!out) return;
+    for (int i = 0; i < *n; i++) {
+        kir_stmt *s = (*list)[i];
+        if (stmt_targets(s) && s->kind != KIR_S_FOR) {
+            kir_stmt *saved = m->pre;
+            m->pre = out;
+            s->idx = rewrite(m, s->idx, 0);
+            s->val = rewrite(m, s->val, 0);
+            s->cond = rewrite(m, s->cond, 0);
+            m->pre = saved;
+        }
+        if (s->kind == KIR_S_BLOCK || s->kind == KIR_S_IF || s->kind == KIR_S_FOR) {
+            rewrite_list(m, &s->body, &s->n_body, &s->cap_body);
+            if (s->kind == KIR_S_IF) rewrite_list(m, &s->els, &s->n_els, &s->cap_els);
+        }
+        kir_append(k, out, s);
+    }
+    if (kir_failure(k)) return;
+    *list = out->body;
+    *n = out->n_body;
+    *cap = out->cap_body;
+}
+
+static int walk(mx *m, kir_stmt *s) {
+    if (!s) return 0;
+    if (s->kind == KIR_S_FOR && s->loop == KIR_LOOP_VECTOR) {
+        rewrite_list(m, &s->body, &s->n_body, &s->cap_body);
+        return 0;
+    }
+    for (int i = 0; i < s->n_body; i++) walk(m, s->body[i]);
+    for (int i = 0; i < s->n_els; i++) walk(m, s->els[i]);
+    return 0;
+}
+
+int kir_sched_vector_math(kir_kernel *k) {
+    mx m = {k, NULL, 0};
+    walk(&m, k->body);
+    if (kir_failure(k)) return KF_E_NOMEM;
+    return m.n;
+}

@@ -747,7 +747,10 @@ int main(void) {
         fprintf(stderr, "SKIP: cpu target unavailable: %s\n", err.msg);
         return 0;
     }
-    snprintf(g_cache, sizeof g_cache, "/tmp/kf_test_lower_XXXXXX");
+    /* mkdtemp's template: the prefix, then six 'X' */
+    size_t len = (size_t)snprintf(g_cache, sizeof g_cache, "/tmp/kf_test_lower_");
+    memset(g_cache + len, 'X', 6);
+    g_cache[len + 6] = '\0';
     if (!mkdtemp(g_cache)) {
         perror("mkdtemp");
         return 1;

@@ -92,6 +92,11 @@ static double compare_with_naive(const kf_graph *g, const kf_program *fused) {
                 worst = 1e30;
                 continue;
             }
+            const kf_tdesc *od = &g->values[g->outputs[o]].desc;
+            if (od->dtype != KF_F32) {
+                if (memcmp(a[o], b[o], kf_tdesc_nbytes(od)) != 0) worst = 1e30;
+                continue;
+            }
             for (int64_t i = 0; i < n; i++) {
                 double d = fabs((double)a[o][i] - (double)b[o][i]) / (1e-3 + fabs((double)a[o][i]));
                 if (!(d <= worst)) worst = d;
@@ -351,6 +356,49 @@ static void test_conv_variants(void) {
     conv_impls(conv1d, 1);
 }
 
+static void test_column_reductions(void) {
+    /* sum over the middle dim, then relu (epilogue); max over the middle dim with indices */
+    static const char sum_mid[] =
+        "{\"inputs\":[\"x0\"],\"params\":[],\"outputs\":[\"r\",\"mv\",\"mi\",\"am\"],\"values\":{"
+        T("x0", "f32", 3, 37, 700) "," T("s", "f32", 3, 700) "," T("r", "f32", 3, 700) ","
+        T("mv", "f32", 3, 700) "," T("mi", "i64", 3, 700) "," T("am", "i64", 3, 1, 700) "},\"nodes\":["
+        "{\"op\":\"aten.sum.dim_IntList\",\"outputs\":[\"s\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"},"
+        "{\"name\":\"dim\",\"list\":[{\"int\":1}]},{\"name\":\"keepdim\",\"bool\":false}]},"
+        "{\"op\":\"aten.relu.default\",\"outputs\":[\"r\"],\"args\":[{\"name\":\"self\",\"tensor\":\"s\"}]},"
+        "{\"op\":\"aten.max.dim\",\"outputs\":[\"mv\",\"mi\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"},"
+        "{\"name\":\"dim\",\"int\":1},{\"name\":\"keepdim\",\"bool\":false}]},"
+        "{\"op\":\"aten.argmin.default\",\"outputs\":[\"am\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"},"
+        "{\"name\":\"dim\",\"int\":-2},{\"name\":\"keepdim\",\"bool\":true}]}]}";
+    kf_graph g;
+    kf_fplan p;
+    kf_program prog;
+    if (plan_lower(sum_mid, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(p.n_groups, 3);
+    KF_CHECK_EQ_INT(group_of(&g, &p, "s"), group_of(&g, &p, "r"));
+    for (int gi = 0; gi < p.n_groups; gi++) {
+        KF_CHECK(kf_fuse_impl_ok(&g, &p, gi, KF_IMPL_DIRECT));
+        kf_gsched s;
+        kf_gsched_auto(&g, &p, gi, &s);
+        KF_CHECK_EQ_INT(s.impl, KF_IMPL_DIRECT);
+    }
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    /* integer outputs must agree exactly (compare_with_naive compares their bytes) */
+    kf_gsched s3[3];
+    for (int gi = 0; gi < 3; gi++) {
+        kf_gsched_auto(&g, &p, gi, &s3[gi]);
+        s3[gi].parallel = 0;
+    }
+    kf_program serial;
+    kf_err err;
+    KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, s3, "cpu", "test", &serial, &err), 0);
+    KF_CHECK(compare_with_naive(&g, &serial) < 1e-4);
+    kf_program_free(&serial);
+    done(&g, &p, &prog);
+}
+
 static void test_cell_two_outputs(void) {
     /* an LSTM-like cell: both c and h leave the group, everything else stays in registers */
     static const char cell[] =
@@ -436,6 +484,7 @@ int main(void) {
     KF_RUN(test_softmax);
     KF_RUN(test_conv_bn_relu);
     KF_RUN(test_conv_variants);
+    KF_RUN(test_column_reductions);
     KF_RUN(test_cell_two_outputs);
     KF_RUN(test_prologue_and_views);
     KF_RUN(test_plan_describe_and_unfused);

@@ -70,7 +70,7 @@ typedef enum {
     KF_IMPL_KIR,      /* generated loops (the op builder, or the elementwise loop) */
     KF_IMPL_LIB,      /* GEMM: vendor gemm step + fused epilogue kernel */
     KF_IMPL_IM2COL,   /* CONV: im2col kernel + gemm step + fused epilogue kernel */
-    KF_IMPL_DIRECT    /* CONV: vectorised direct convolution over a padded input */
+    KF_IMPL_DIRECT    /* CONV: vectorised direct convolution; OP: row-folding column reduction */
 } kf_impl;
 
 typedef struct kf_gsched {
@@ -198,6 +198,9 @@ int kf_fl_gemm_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_conv_im2col(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_gemm_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 int kf_fl_direct_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+/* Reductions over a non-innermost dim (fuse_reduce.c): the DIRECT implementation of OP groups. */
+int kf_fl_reduce_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_reduce_cols(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 /* A float32 convolution's attributes (aten.convolution / _convolution / convNd). */
 typedef struct kf_conv_attr {

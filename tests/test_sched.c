@@ -324,7 +324,10 @@ static void test_vector_math(void) {
     x[NM - 3] = 1e-6f;
     x[NM - 2] = -3e-5f;
     x[NM - 1] = 88.5f;
-    static const kir_unop ops[] = {KIR_EXP, KIR_EXPM1, KIR_SIGMOID, KIR_TANH, KIR_ERF};
+    /* positive values over a wide range for log */
+    static float xl[NM];
+    for (int i = 0; i < NM; i++) xl[i] = (i % 3 == 0 || i >= NM - 8) ? x[i] : (float)ldexp(1.0 + (i % 97) / 97.0, (i % 200) - 100);
+    static const kir_unop ops[] = {KIR_EXP, KIR_EXPM1, KIR_SIGMOID, KIR_TANH, KIR_ERF, KIR_LOG, KIR_LOG1P};
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
         kir_kernel *k = kir_kernel_new("vm");
         int yb = kir_add_buf(k, "y", KF_F32, 1), xb = kir_add_buf(k, "x", KF_F32, 0);
@@ -337,21 +340,25 @@ static void test_vector_math(void) {
         char *src = NULL;
         un_fn f = (un_fn)build(k, &h, &src);
         KF_CHECK(f != NULL);
-        KF_CHECK(src && !strstr(src, "expf(") && !strstr(src, "tanhf(") && !strstr(src, "erff("));
+        KF_CHECK(src && !strstr(src, "expf(") && !strstr(src, "tanhf(") && !strstr(src, "erff(") &&
+                 !strstr(src, "logf(") && !strstr(src, "log1pf("));
         free(src);
         if (!f) {
             kir_kernel_free(k);
             continue;
         }
-        f(y, x);
+        const float *in = (ops[o] == KIR_LOG || ops[o] == KIR_LOG1P) ? xl : x;
+        f(y, in);
         int bad = 0;
         for (int i = 0; i < NM; i++) {
-            double v = x[i], ref;
+            double v = in[i], ref;
             switch (ops[o]) {
             case KIR_EXP: ref = exp(v); break;
             case KIR_EXPM1: ref = expm1(v); break;
             case KIR_SIGMOID: ref = 1.0 / (1.0 + exp(-v)); break;
             case KIR_TANH: ref = tanh(v); break;
+            case KIR_LOG: ref = log(v); break;
+            case KIR_LOG1P: ref = log1p(v); break;
             default: ref = erf(v); break;
             }
             if ((float)ref == INFINITY || (float)ref == -INFINITY) {

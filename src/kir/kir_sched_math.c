@@ -6,11 +6,13 @@
  *    e^r (|r| <= 0.35: relative error < 2e-7), times 2^n built from the bits of |n| / 2 by
  *    selects (no bit casts in KIR), divided instead of multiplied for negative n;
  *  - sigmoid(x) = 1 / (1 + exp(-x)); tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|);
- *  - erf(x): Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7); expm1(x) = exp(x) - 1.
+ *  - erf(x): Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7); expm1(x) = exp(x) - 1;
+ *  - log(x): scaling into [sqrt(1/2), sqrt(2)) and an atanh series; log1p(x) = log(1 + x).
  * Errors stay far inside kforge's float32 tolerance (1e-4); NaN and infinities come out
  * where libm gives them. Intermediate values are bound to locals declared just before the
  * statement using them; an argument that reads memory inside a select branch or the right
  * side of && / || is left alone (evaluating it early could read out of bounds). */
+#include <math.h>
 #include <stdlib.h>
 #include "kir/kir_int.h"
 #include "kir/kir_sched.h"
@@ -69,6 +71,53 @@ static int v_exp(mx *m, int x) {
     return bind(m, sel(m, B(m, KIR_LT, V(m, x), F(m, -87.3)), F(m, 0.0), V(m, res)));
 }
 
+/* log(v) for v > 0: v = y * 2^k with y in [sqrt(1/2), sqrt(2)) found by halving and doubling
+ * steps (selects between precomputed arms), then log(y) = 2 atanh((y - 1) / (y + 1)) by its
+ * series to s^9 (|s| <= 0.172: error < 1e-9) plus k ln 2. v <= 0, infinities and NaN get what
+ * libm gives: -inf at 0, NaN below, inf at inf. */
+static int v_log(mx *m, int x) {
+    kir_kernel *k = m->k;
+    int y = bind(m, V(m, x));
+    int e = bind(m, F(m, 0.0));
+    static const int steps[] = {64, 32, 16, 8, 4, 2, 1};
+    for (int i = 0; i < 7; i++) {
+        double up = 1.0, dn = 1.0;
+        for (int j = 0; j < steps[i]; j++) {
+            up *= 2.0;
+            dn *= 0.5;
+        }
+        /* y >= 2^b: y * 2^-b, e + b;  y < 2^-b: y * 2^b, e - b */
+        int big = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_GE, V(m, y), F(m, up))));
+        int small = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, y), F(m, dn))));
+        int yd = bind(m, B(m, KIR_MUL, V(m, y), F(m, dn))), yu = bind(m, B(m, KIR_MUL, V(m, y), F(m, up)));
+        int ed = bind(m, B(m, KIR_ADD, V(m, e), F(m, (double)steps[i])));
+        int eu = bind(m, B(m, KIR_SUB, V(m, e), F(m, (double)steps[i])));
+        y = bind(m, sel(m, V(m, big), V(m, yd), sel(m, V(m, small), V(m, yu), V(m, y))));
+        e = bind(m, sel(m, V(m, big), V(m, ed), sel(m, V(m, small), V(m, eu), V(m, e))));
+    }
+    /* now y in [0.5, 2): bring it into [sqrt(1/2), sqrt(2)) */
+    int hi = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_GE, V(m, y), F(m, 1.4142135623730951))));
+    int lo = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, y), F(m, 0.7071067811865476))));
+    int yh = bind(m, B(m, KIR_MUL, V(m, y), F(m, 0.5))), yl = bind(m, B(m, KIR_MUL, V(m, y), F(m, 2.0)));
+    int eh = bind(m, B(m, KIR_ADD, V(m, e), F(m, 1.0))), el = bind(m, B(m, KIR_SUB, V(m, e), F(m, 1.0)));
+    y = bind(m, sel(m, V(m, hi), V(m, yh), sel(m, V(m, lo), V(m, yl), V(m, y))));
+    e = bind(m, sel(m, V(m, hi), V(m, eh), sel(m, V(m, lo), V(m, el), V(m, e))));
+    int sv = bind(m, B(m, KIR_DIV, B(m, KIR_SUB, V(m, y), F(m, 1.0)), B(m, KIR_ADD, V(m, y), F(m, 1.0))));
+    int s2 = bind(m, B(m, KIR_MUL, V(m, sv), V(m, sv)));
+    kir_expr *p = F(m, 1.0 / 9);
+    static const double c[] = {1.0 / 7, 1.0 / 5, 1.0 / 3, 1.0};
+    for (int i = 0; i < 4; i++) p = B(m, KIR_ADD, B(m, KIR_MUL, p, V(m, s2)), F(m, c[i]));
+    int lg = bind(m, B(m, KIR_ADD, B(m, KIR_MUL, B(m, KIR_MUL, p, V(m, sv)), F(m, 2.0)),
+                      B(m, KIR_MUL, V(m, e), F(m, 0.6931471805599453))));
+    /* special values: 0 -> -inf, negative -> NaN, inf -> inf (NaN passes through) */
+    int zero = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_EQ, V(m, x), F(m, 0.0))));
+    int neg = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, x), F(m, 0.0))));
+    int inf = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_EQ, V(m, x), F(m, INFINITY))));
+    int r1 = bind(m, sel(m, V(m, zero), F(m, -INFINITY), V(m, lg)));
+    int r2 = bind(m, sel(m, V(m, neg), F(m, NAN), V(m, r1)));
+    return bind(m, sel(m, V(m, inf), F(m, INFINITY), V(m, r2)));
+}
+
 static kir_expr *v_math(mx *m, int op, kir_expr *arg) {
     kir_kernel *k = m->k;
     int x = bind(m, arg);
@@ -77,6 +126,14 @@ static kir_expr *v_math(mx *m, int op, kir_expr *arg) {
         return V(m, v_exp(m, x));
     case KIR_EXPM1:
         return B(m, KIR_SUB, V(m, v_exp(m, x)), F(m, 1.0));
+    case KIR_LOG:
+        return V(m, v_log(m, x));
+    case KIR_LOG1P: {
+        /* log(1 + x), or x itself where 1 + x rounds to 1 */
+        int one = bind(m, B(m, KIR_ADD, F(m, 1.0), V(m, x)));
+        int l = v_log(m, one);
+        return sel(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_EQ, V(m, one), F(m, 1.0))), V(m, x), V(m, l));
+    }
     case KIR_SIGMOID: {
         int nx = bind(m, kir_un(k, KIR_NEG, V(m, x)));
         int e = v_exp(m, nx);
@@ -112,7 +169,8 @@ static int has_load(const kir_expr *e) {
 
 static int is_target(const kir_expr *e) {
     if (e->kind != KIR_E_UN || e->type != KIR_T_F32 || !e->a || e->a->type != KIR_T_F32) return 0;
-    return e->op == KIR_EXP || e->op == KIR_EXPM1 || e->op == KIR_SIGMOID || e->op == KIR_TANH || e->op == KIR_ERF;
+    return e->op == KIR_EXP || e->op == KIR_EXPM1 || e->op == KIR_SIGMOID || e->op == KIR_TANH || e->op == KIR_ERF ||
+           e->op == KIR_LOG || e->op == KIR_LOG1P;
 }
 
 /* Rewrites e's subtree in place; guarded: inside a select branch or a short-circuit operand. */

@@ -128,6 +128,19 @@ void kir_subst_var(kir_kernel *k, kir_stmt *s, int var, const kir_expr *e);
  * then for each kernel `void NAME(T0 *restrict b0, const T1 *restrict b1, ...)` with buffer
  * names sanitised to C identifiers. Float math stays float32 for F32 (expf, not exp). */
 int kir_render_c(kir_kernel *const *kernels, int n, kf_str *out, kf_err *err);
+/* Launch geometry kir_render_cuda chose for one kernel (x dimension only; y = z = 1). */
+typedef struct kir_launch {
+    int64_t grid[3], block[3], shared_bytes;
+    int grid_sync;  /* 1: the kernel has grid-wide barriers (launched cooperatively) */
+} kir_launch;
+
+/* Renders kernels as one CUDA C++ translation unit for NVRTC (no host headers): a prelude of
+ * __device__ helpers, then for each kernel `extern "C" __global__ void
+ * __launch_bounds__(B) NAME(T0 *__restrict__ b0, const T1 *__restrict__ b1, ...)`. Parallel
+ * loops become grid-stride loops over all threads; float32 stays float32 (expf, no fast
+ * math). launch (may be NULL) gets n entries, the geometry for each kernel's launch step.
+ * The mapping is described at the top of kir_render_cuda.c. */
+int kir_render_cuda(kir_kernel *const *kernels, int n, kf_str *out, kir_launch *launch, kf_err *err);
 /* The plan params for a KIR kernel: one KF_KP_PTR per buffer, in order (names = buffer names). */
 kf_kparam *kir_plan_params(const kir_kernel *k, int *n); /* malloc'd array (free it); names
                                                           * point into k, copy before k is freed */

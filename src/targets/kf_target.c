@@ -8,6 +8,7 @@
 const kf_target_ops *kf_target_find(const char *name) {
     if (!name) return NULL;
     if (strcmp(name, "cpu") == 0) return kf_target_cpu();
+    if (strcmp(name, "cuda") == 0) return kf_target_cuda();
     return NULL;
 }
 

@@ -56,10 +56,15 @@ typedef struct kf_target_ops {
      * harness). ms[i] is device time (events) on GPUs, wall time on the CPU. */
     int (*time)(void *rt, int n, void (*flush)(void *ctx), void *flush_ctx, double *ms, kf_err *err);
     void (*close)(void *rt);
+    /* 1: the worker's address space must not be capped (RLIMIT_AS): a GPU driver reserves
+     * far more virtual memory than the process uses (cuInit fails under a few-GiB cap), so
+     * the harness limits such a worker by resident memory only. */
+    int unlimited_address_space;
 } kf_target_ops;
 
 const kf_target_ops *kf_target_find(const char *name); /* NULL if kforge has no such target */
 const kf_target_ops *kf_target_cpu(void);
+const kf_target_ops *kf_target_cuda(void); /* present in every build; unavailable without CUDA */
 void kf_build_free(kf_build *b);
 
 #endif

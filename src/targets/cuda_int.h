@@ -1,0 +1,220 @@
+/* cuda_int.h: pieces of the cuda target shared by its files. kforge never includes CUDA's own
+ * headers: the few driver, NVRTC and cuBLAS types and entry points it uses are declared here
+ * and resolved with dlopen/dlsym at run time (cuda_api.c), so kforge builds and runs where
+ * CUDA is absent and the target then says why it is unavailable.
+ *
+ * Files: cuda_api.c (loading the libraries), cuda_probe.c (short-lived child processes: the
+ * parent never initialises CUDA, since a CUDA context does not survive fork), cuda_build.c
+ * (NVRTC compile and cache, parent side), cuda_runtime.c (open/bind/upload/download/close,
+ * worker side), cuda_run.c (run, time, CUDA graph), cuda_target.c (the ops table).
+ * Internal to src/targets. */
+#ifndef KF_CUDA_INT_H
+#define KF_CUDA_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/kf_err.h"
+#include "core/kf_str.h"
+#include "ir/kf_program.h"
+#include "targets/kf_target.h"
+
+/* ---- the driver API, as far as kforge uses it ---- */
+typedef int CUresult;          /* 0 = CUDA_SUCCESS */
+typedef int CUdevice;
+typedef uint64_t CUdeviceptr;
+typedef struct CUctx_st *CUcontext;
+typedef struct CUmod_st *CUmodule;
+typedef struct CUfunc_st *CUfunction;
+typedef struct CUstream_st *CUstream;
+typedef struct CUevent_st *CUevent;
+typedef struct CUgraph_st *CUgraph;
+typedef struct CUgraphExec_st *CUgraphExec;
+
+#define KF_CU_ATTR_MAX_THREADS_PER_BLOCK 1
+#define KF_CU_ATTR_MULTIPROCESSOR_COUNT 16
+#define KF_CU_ATTR_L2_CACHE_SIZE 38
+#define KF_CU_ATTR_CC_MAJOR 75
+#define KF_CU_ATTR_CC_MINOR 76
+#define KF_CU_ATTR_COOPERATIVE_LAUNCH 95
+#define KF_CU_ATTR_MAX_SHARED_OPTIN 97
+#define KF_CU_FUNC_ATTR_MAX_DYNAMIC_SHARED 8
+#define KF_CU_STREAM_NON_BLOCKING 1
+#define KF_CU_CAPTURE_MODE_THREAD_LOCAL 1
+#define KF_CU_ERROR_NOT_FOUND 500
+#define KF_CU_ERROR_OUT_OF_MEMORY 2
+
+typedef struct kf_cu_api {
+    void *lib;
+    CUresult (*Init)(unsigned);
+    CUresult (*DriverGetVersion)(int *);
+    CUresult (*DeviceGetCount)(int *);
+    CUresult (*DeviceGet)(CUdevice *, int);
+    CUresult (*DeviceGetName)(char *, int, CUdevice);
+    CUresult (*DeviceGetAttribute)(int *, int, CUdevice);
+    CUresult (*DevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+    CUresult (*DevicePrimaryCtxRelease)(CUdevice);
+    CUresult (*CtxSetCurrent)(CUcontext);
+    CUresult (*ModuleLoadData)(CUmodule *, const void *);
+    CUresult (*ModuleUnload)(CUmodule);
+    CUresult (*ModuleGetFunction)(CUfunction *, CUmodule, const char *);
+    CUresult (*ModuleGetGlobal)(CUdeviceptr *, size_t *, CUmodule, const char *);
+    CUresult (*FuncSetAttribute)(CUfunction, int, int);
+    CUresult (*MemAlloc)(CUdeviceptr *, size_t);
+    CUresult (*MemFree)(CUdeviceptr);
+    CUresult (*MemcpyHtoD)(CUdeviceptr, const void *, size_t);
+    CUresult (*MemcpyDtoH)(void *, CUdeviceptr, size_t);
+    CUresult (*MemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
+    CUresult (*MemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
+    CUresult (*MemsetD16Async)(CUdeviceptr, unsigned short, size_t, CUstream);
+    CUresult (*MemsetD32Async)(CUdeviceptr, unsigned int, size_t, CUstream);
+    CUresult (*StreamCreate)(CUstream *, unsigned);
+    CUresult (*StreamDestroy)(CUstream);
+    CUresult (*StreamSynchronize)(CUstream);
+    CUresult (*EventCreate)(CUevent *, unsigned);
+    CUresult (*EventRecord)(CUevent, CUstream);
+    CUresult (*EventSynchronize)(CUevent);
+    CUresult (*EventElapsedTime)(float *, CUevent, CUevent);
+    CUresult (*EventDestroy)(CUevent);
+    CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                             unsigned, CUstream, void **, void **);
+    CUresult (*LaunchCooperativeKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                        unsigned, unsigned, CUstream, void **);
+    CUresult (*OccupancyMaxActiveBlocksPerMultiprocessor)(int *, CUfunction, int, size_t);
+    CUresult (*StreamBeginCapture)(CUstream, int);
+    CUresult (*StreamEndCapture)(CUstream, CUgraph *);
+    CUresult (*GraphInstantiate)(CUgraphExec *, CUgraph, unsigned long long);
+    CUresult (*GraphLaunch)(CUgraphExec, CUstream);
+    CUresult (*GraphExecDestroy)(CUgraphExec);
+    CUresult (*GraphDestroy)(CUgraph);
+    CUresult (*GetErrorName)(CUresult, const char **);
+    CUresult (*GetErrorString)(CUresult, const char **);
+} kf_cu_api;
+
+/* ---- NVRTC ---- */
+typedef struct _nvrtcProgram *nvrtcProgram;
+typedef struct kf_nvrtc_api {
+    void *lib;
+    int (*Version)(int *, int *);
+    int (*CreateProgram)(nvrtcProgram *, const char *, const char *, int, const char *const *,
+                         const char *const *);
+    int (*CompileProgram)(nvrtcProgram, int, const char *const *);
+    int (*GetProgramLogSize)(nvrtcProgram, size_t *);
+    int (*GetProgramLog)(nvrtcProgram, char *);
+    int (*GetCUBINSize)(nvrtcProgram, size_t *);
+    int (*GetCUBIN)(nvrtcProgram, char *);
+    int (*DestroyProgram)(nvrtcProgram *);
+    const char *(*GetErrorString)(int);
+} kf_nvrtc_api;
+
+/* ---- cuBLAS ---- */
+typedef struct cublasContext *cublasHandle_t;
+#define KF_CUBLAS_OP_N 0
+#define KF_CUBLAS_OP_T 1
+#define KF_CUBLAS_DEFAULT_MATH 0
+#define KF_CUBLAS_PEDANTIC_MATH 2
+#define KF_CUBLAS_TF32_TENSOR_OP_MATH 3
+typedef struct kf_cublas_api {
+    void *lib;
+    int (*Create)(cublasHandle_t *);
+    int (*Destroy)(cublasHandle_t);
+    int (*SetStream)(cublasHandle_t, CUstream);
+    int (*SetMathMode)(cublasHandle_t, int);
+    int (*SgemmStridedBatched)(cublasHandle_t, int, int, int, int, int, const float *, const float *, int,
+                               long long, const float *, int, long long, const float *, float *, int,
+                               long long, int);
+} kf_cublas_api;
+
+/* cuda_api.c. Each loads its library (names tried in order: $KFORGE_LIBCUDA / $KFORGE_NVRTC /
+ * $KFORGE_CUBLAS when set, then the plain and versioned sonames, then /usr/local/cuda's
+ * lib64) and resolves every entry point; KF_E_UNAVAILABLE says which library or symbol is
+ * missing. */
+int kf_cu_load(kf_cu_api *a, kf_err *err);
+void kf_cu_unload(kf_cu_api *a);
+int kf_nvrtc_load(kf_nvrtc_api *a, kf_err *err);
+void kf_nvrtc_unload(kf_nvrtc_api *a);
+int kf_cublas_load(kf_cublas_api *a, kf_err *err);
+void kf_cublas_unload(kf_cublas_api *a);
+/* "CUDA_ERROR_ILLEGAL_ADDRESS (an illegal memory access was encountered)" into buf. */
+const char *kf_cu_errstr(const kf_cu_api *a, CUresult r, char *buf, size_t n);
+/* kf_fail with what failed and the driver's error; KF_E_NOMEM for out-of-memory, else code. */
+int kf_cu_fail(const kf_cu_api *a, kf_err *err, int code, CUresult r, const char *what);
+
+/* ---- cuda_probe.c ---- */
+typedef struct kf_cu_device {
+    int ordinal;               /* $KFORGE_CUDA_DEVICE, default 0 */
+    int cc_major, cc_minor;
+    int sms, l2_bytes, coop;
+    int driver_version;
+    char name[128];
+} kf_cu_device;
+
+/* Runs fn(ctx, fd) in a forked child (which never returns to the caller's code) that writes
+ * its answer to fd; collects at most max bytes of it (NUL-terminated, caller frees) within
+ * timeout_s, then reaps the child. KF_E_TIMEOUT if it ran over (it is killed), KF_E_IO if
+ * it died by a signal (the message names it). */
+int kf_cu_in_child(void (*fn)(void *ctx, int fd), void *ctx, double timeout_s, size_t max,
+                   char **out, int *exit_code, kf_err *err);
+/* In the calling process: load the driver, cuInit, pick the device, read its properties.
+ * Only ever called in a child or in the worker. */
+int kf_cu_query(kf_cu_api *a, kf_cu_device *d, CUdevice *dev, kf_err *err);
+/* Parent side: kf_cu_query in a child; KF_E_UNAVAILABLE with the reason when no device. */
+int kf_cu_probe(kf_cu_device *d, kf_err *err);
+int kf_cu_device_ordinal(void);
+int kf_cuda_available(kf_err *err);
+
+/* ---- cuda_build.c ---- */
+int kf_cuda_build(const kf_program *p, const kf_build_opts *o, kf_build *b, kf_err *err);
+
+/* ---- the worker side (cuda_runtime.c, cuda_run.c) ---- */
+typedef union kf_cu_val { int32_t i32; int64_t i64; float f32; CUdeviceptr ptr; } kf_cu_val;
+
+typedef struct kf_cu_launch {
+    CUfunction fn;
+    void **params;           /* one pointer per argument, into vals */
+    kf_cu_val *vals;
+    unsigned grid, block, shared;
+    int coop;                /* cooperative launch (the kernel has grid barriers) */
+} kf_cu_launch;
+
+typedef struct kf_cu_rt {
+    kf_cu_api cu;
+    kf_cublas_api blas;
+    cublasHandle_t blas_h;
+    int have_blas;
+    const kf_program *p;     /* borrowed */
+    CUdevice dev;
+    kf_cu_device info;
+    CUcontext ctx;
+    int ctx_retained;
+    CUmodule mod;
+    CUstream stream;
+    kf_cu_launch *launch;    /* per step */
+    CUdeviceptr *mem;        /* per buffer: the device mirror of the whole slot, guards included */
+    const kf_slot *slots;    /* borrowed from bind */
+    CUfunction fill_u64;     /* kf_fill_u64 helper kernel of every module */
+    CUdeviceptr flush;       /* L2 flush buffer */
+    size_t flush_bytes;
+    CUdeviceptr tmp;         /* staging for copies within one buffer */
+    size_t tmp_bytes;
+    int allow_tf32;
+    int use_graph;           /* time() captures the plan into a CUDA graph */
+    int dead;                /* a sticky device error happened: every later call fails */
+    char dead_msg[512];
+} kf_cu_rt;
+
+int kf_cuda_open(const kf_program *p, const kf_build *b, const kf_build_opts *o, void **rt, kf_err *err);
+int kf_cuda_bind(void *rt, const kf_slot *slots, int n, kf_err *err);
+int kf_cuda_upload(void *rt, int buf, kf_err *err);
+int kf_cuda_download(void *rt, int buf, kf_err *err);
+int kf_cuda_run(void *rt, kf_err *err);
+int kf_cuda_time(void *rt, int n, void (*flush)(void *ctx), void *flush_ctx, double *ms, kf_err *err);
+void kf_cuda_close(void *rt);
+/* Enqueues the whole plan on the runtime's stream (no synchronisation). */
+int kf_cuda_enqueue(kf_cu_rt *rt, kf_err *err);
+/* Records a sticky failure: after an illegal address the context is unusable. */
+int kf_cuda_check(kf_cu_rt *rt, CUresult r, const char *what, kf_err *err);
+
+/* The helper kernel appended to every module (cuda_build.c). */
+#define KF_CU_FILL_KERNEL "kf_fill_u64"
+
+#endif

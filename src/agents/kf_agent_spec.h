@@ -9,6 +9,7 @@
 
 typedef struct kf_agent_spec_opts {
     const kf_llm_agent_opts *llm;   /* for llm:... agents; NULL = kf_llm_agent_opts_default */
+    const struct kf_search_opts *search; /* for "search"; NULL = its defaults */
 } kf_agent_spec_opts;
 
 /* Unknown specs are KF_E_INVALID naming the known forms; an agent that cannot start (no key,

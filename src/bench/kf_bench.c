@@ -189,6 +189,8 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
             continue;
         }
         hist_buf *h = &all[a];
+        int stored = 0; /* the store numbers every candidate of an agent: 1, 2, ... (an agent
+                         * may propose several per round; rounds are the history's numbers) */
         for (int attempt = 1; attempt <= c->o->attempts && !stopped(c); attempt++) {
             kf_progress_update(&c->prog, idx, total, base_name(path), agent->name, attempt,
                                now_s() - c->t0);
@@ -201,7 +203,7 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
                 kf_result r; memset(&r, 0, sizeof r);
                 r.status = rc == KF_E_UNSUPPORTED ? KF_ST_UNSUPPORTED : KF_ST_ERROR;
                 r.message = kf_strdup(err.msg);
-                kf_store_add_attempt(c->store, c->run_id, path, agent->name, attempt, NULL, &r, NULL, &err);
+                kf_store_add_attempt(c->store, c->run_id, path, agent->name, ++stored, NULL, &r, NULL, &err);
                 total_attempts++;
                 if (status_rank(r.status) > best_rank) {
                     best_rank = status_rank(r.status);
@@ -248,7 +250,7 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
                     }
                 }
                 int64_t aid = 0;
-                kf_store_add_attempt(c->store, c->run_id, path, agent->name, attempt, cands[k], &r, &aid, &err);
+                kf_store_add_attempt(c->store, c->run_id, path, agent->name, ++stored, cands[k], &r, &aid, &err);
                 total_attempts++;
                 char line[240];
                 first_line(r.message, line, sizeof line);

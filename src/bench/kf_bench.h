@@ -29,7 +29,8 @@ typedef struct kf_bench_opts {
     /* LLM agents' extra context, each off unless asked (so its effect can be measured):
      * the best verified kernel for the same problem on another target, from the store */
     const char *llm_context_target;
-    int llm_profile;             /* a hint on the last candidate: achieved bandwidth */
+    int llm_profile;
+    double budget_s;             /* search agent: wall-clock budget per problem (0 = default) */             /* a hint on the last candidate: achieved bandwidth */
 } kf_bench_opts;
 
 void kf_bench_opts_default(kf_bench_opts *o);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "agents/kf_agent_spec.h"
+#include "agents/search.h"
 #include "bench/kf_bench_agents.h"
 #include "core/kf_str.h"
 #include "store/kf_store.h"
@@ -47,6 +48,9 @@ int kf_bench_make_agent(const char *spec, const kf_bench_opts *o, const kf_bench
         if (lc->store && lc->context_target) llm.context_fn = context_fn;
         if (lc->profile) llm.profile_fn = profile_fn;
     }
-    kf_agent_spec_opts so = { &llm };
+    kf_search_opts so_search;
+    kf_search_opts_default(&so_search);
+    if (o->budget_s > 0) so_search.budget_s = o->budget_s;
+    kf_agent_spec_opts so = { &llm, &so_search };
     return kf_agent_from_spec(spec, &so, out, err);
 }

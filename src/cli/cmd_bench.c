@@ -35,6 +35,12 @@ int kf_cmd_bench(int argc, char **argv) {
         }
         else if ((v = kf_cli_value(argc, argv, &i, "--llm-context"))) o.llm_context_target = v;
         else if (!strcmp(argv[i], "--llm-profile")) o.llm_profile = 1;
+        else if ((v = kf_cli_value(argc, argv, &i, "--budget"))) {
+            if (kf_cli_double(v, &o.budget_s) || o.budget_s <= 0) {
+                fprintf(stderr, "kforge bench: --budget takes seconds > 0\n");
+                free(paths); kf_str_free(&cmdline); return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--resume")) o.resume = 1;
         else if (!strcmp(argv[i], "--no-compile")) o.with_compile = 0;
         else if (!strcmp(argv[i], "--quiet")) quiet = 1;

@@ -42,7 +42,7 @@ static double now_s(void) {
 void kf_bench_opts_default(kf_bench_opts *o) {
     memset(o, 0, sizeof *o);
     o->target = "cpu";
-    o->agents = "naive";
+    o->agents = "search";
     o->attempts = 5;
     o->db_path = "kforge.db";
     o->with_compile = 1;

@@ -51,7 +51,7 @@ int kf_cmd_bench(int argc, char **argv) {
         else paths[n_paths++] = argv[i];
     }
     if (n_paths == 0) {
-        fprintf(stderr, "usage: kforge bench PATH... [--target cpu] [--agents naive] [--json OUT]\n");
+        fprintf(stderr, "usage: kforge bench PATH... [--target cpu] [--agents search] [--json OUT]\n");
         free(paths); kf_str_free(&cmdline); return 2;
     }
     o.command_line = cmdline.data;

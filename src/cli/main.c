@@ -10,7 +10,7 @@ static void usage(FILE *f) {
     fprintf(f,
         "kforge %s: generate, verify and time kernels for PyTorch modules\n\n"
         "usage:\n"
-        "  kforge bench PATH... [--target cpu] [--agents naive] [--attempts 5] [--json OUT.json]\n"
+        "  kforge bench PATH... [--target cpu] [--agents search] [--attempts 5] [--json OUT.json]\n"
         "                       [--db FILE] [--resume] [--threads N] [--no-compile] [--quiet]\n"
         "                       [--llm-context TARGET] [--llm-profile]\n"
         "      run every KernelBench-format problem under PATH (files or folders) through the\n"

@@ -356,6 +356,37 @@ static void test_conv_variants(void) {
     conv_impls(conv1d, 1);
 }
 
+static void test_conv_transposed(void) {
+    /* 2-D transposed, stride 2, padding 1, output padding 1, dilation 1: 2x6x5x7 -> 2x4x10x14,
+     * then softplus as its epilogue */
+    static const char convt[] =
+        "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"z\"],\"values\":{"
+        T("x0", "f32", 2, 6, 5, 7) "," T("p0", "f32", 6, 4, 3, 3) "," T("p1", "f32", 4) "," T("y", "f32", 2, 4, 10, 14) ","
+        T("z", "f32", 2, 4, 10, 14) "},\"nodes\":["
+        "{\"op\":\"aten.convolution.default\",\"outputs\":[\"y\"],\"args\":[{\"name\":\"input\",\"tensor\":\"x0\"},"
+        "{\"name\":\"weight\",\"tensor\":\"p0\"},{\"name\":\"bias\",\"tensor\":\"p1\"},"
+        "{\"name\":\"stride\",\"list\":[{\"int\":2},{\"int\":2}]},{\"name\":\"padding\",\"list\":[{\"int\":1},{\"int\":1}]},"
+        "{\"name\":\"dilation\",\"list\":[{\"int\":1},{\"int\":1}]},{\"name\":\"transposed\",\"bool\":true},"
+        "{\"name\":\"output_padding\",\"list\":[{\"int\":1},{\"int\":1}]},{\"name\":\"groups\",\"int\":1}]},"
+        "{\"op\":\"aten.softplus.default\",\"outputs\":[\"z\"],\"args\":[{\"name\":\"self\",\"tensor\":\"y\"},"
+        "{\"name\":\"beta\",\"int\":1},{\"name\":\"threshold\",\"int\":20}]}]}";
+    kf_graph g;
+    kf_fplan p;
+    kf_program prog;
+    if (plan_lower(convt, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(p.n_groups, 1);
+    kf_gsched s;
+    kf_gsched_auto(&g, &p, 0, &s);
+    KF_CHECK_EQ_INT(s.impl, KF_IMPL_IM2COL);
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_GEMM), 1);
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 1);
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    done(&g, &p, &prog);
+}
+
 static void test_column_reductions(void) {
     /* sum over the middle dim, then relu (epilogue); max over the middle dim with indices */
     static const char sum_mid[] =
@@ -484,6 +515,7 @@ int main(void) {
     KF_RUN(test_softmax);
     KF_RUN(test_conv_bn_relu);
     KF_RUN(test_conv_variants);
+    KF_RUN(test_conv_transposed);
     KF_RUN(test_column_reductions);
     KF_RUN(test_cell_two_outputs);
     KF_RUN(test_prologue_and_views);

@@ -193,6 +193,14 @@ int kf_fl_materialise(kf_fl *c, int v, const kf_gsched *s, kf_err *err);
  * its own shape) first; it is stored back when stored. */
 int kf_fl_ew_loop(kf_fl *c, int gi, int seed_buf, int bias, const kf_tdesc *bias_desc, double beta,
                   const kf_gsched *s, kf_err *err);
+/* In the kernel being built, at flat output index idx of group gi's anchor whose value is in
+ * variable anchor_var: stores the anchor value when stored and computes the group's
+ * elementwise epilogue there (appending to parent). */
+int kf_fl_epilogue_at(kf_fl *c, kf_fexpr *x, int gi, kir_stmt *parent, int anchor_var, kir_expr *idx);
+/* Transposed convolution as gemm + col2im (fuse_convt.c): the IM2COL implementation of
+ * transposed CONV groups. */
+int kf_fl_convt_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_convt(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 /* The library lowerings (fuse_gemm.c, fuse_conv.c). */
 int kf_fl_gemm_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_conv_im2col(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);

@@ -181,6 +181,23 @@ static int epilogue_into(kf_fl *c, kf_fexpr *x, int gi, kir_stmt *parent, kir_ex
     return x->rc;
 }
 
+int kf_fl_epilogue_at(kf_fl *c, kf_fexpr *x, int gi, kir_stmt *parent, int anchor_var, kir_expr *idx) {
+    const kf_fgroup *gr = &c->plan->groups[gi];
+    int a = c->g->nodes[gr->anchor].outs[0];
+    kir_kernel *k = c->k;
+    int iv = kir_add_var(k, "o", KIR_T_I64);
+    kir_append(k, parent, kir_decl(k, iv, idx));
+    c->local[a] = anchor_var;
+    if (c->plan->stored[a]) {
+        int kb = kf_fl_kbuf(c, kf_fl_value_pbuf(c, a), 1);
+        if (kb < 0) return kf_fail(c->err, KF_E_INTERNAL, "fusion: stored value without a buffer");
+        kir_append(k, parent, kir_store(k, kb, kir_var(k, iv), kir_var(k, anchor_var)));
+    }
+    int rc = epilogue_into(c, x, gi, parent, kir_var(k, iv));
+    for (int u = 0; u < c->g->n_values; u++) c->local[u] = -1;
+    return rc;
+}
+
 int kf_fl_ew_loop(kf_fl *c, int gi, int seed_buf, int bias, const kf_tdesc *bias_desc, double beta,
                   const kf_gsched *s, kf_err *err) {
     const kf_fgroup *gr = &c->plan->groups[gi];
@@ -356,7 +373,8 @@ static int lower_group(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     if (gr->anchor < 0) return kf_fl_ew_loop(c, gi, -1, -1, NULL, 0.0, s, err);
     kf_fnode_kind kind = c->plan->kind[gr->anchor];
     if (kind == KF_FN_GEMM && s->impl == KF_IMPL_LIB) return kf_fl_gemm_lib(c, gi, s, err);
-    if (kind == KF_FN_CONV && s->impl == KF_IMPL_IM2COL) return kf_fl_conv_im2col(c, gi, s, err);
+    if (kind == KF_FN_CONV && s->impl == KF_IMPL_IM2COL)
+        return kf_fl_convt_ok(c->g, c->plan, gi) ? kf_fl_convt(c, gi, s, err) : kf_fl_conv_im2col(c, gi, s, err);
     if (kind == KF_FN_CONV && s->impl == KF_IMPL_DIRECT) return kf_fl_conv_direct(c, gi, s, err);
     if (kind == KF_FN_OP && s->impl == KF_IMPL_DIRECT) return kf_fl_reduce_cols(c, gi, s, err);
     return anchor_kir(c, gi, s, err);

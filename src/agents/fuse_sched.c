@@ -23,7 +23,7 @@ int kf_fuse_impl_ok(const kf_graph *g, const kf_fplan *plan, int gi, kf_impl imp
     case KF_IMPL_LIB:
         return a >= 0 && kf_fl_gemm_ok(g, plan, gi);
     case KF_IMPL_IM2COL:
-        return a >= 0 && kf_fl_conv_ok(g, plan, gi);
+        return a >= 0 && (kf_fl_conv_ok(g, plan, gi) || kf_fl_convt_ok(g, plan, gi));
     case KF_IMPL_DIRECT:
         return a >= 0 && (kf_fl_direct_ok(g, plan, gi) || kf_fl_reduce_ok(g, plan, gi));
     default:
@@ -45,7 +45,8 @@ void kf_gsched_auto(const kf_graph *g, const kf_fplan *plan, int gi, kf_gsched *
         kf_fnode_kind k = plan->kind[gr->anchor];
         if (k == KF_FN_GEMM && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_LIB)) s->impl = KF_IMPL_LIB;
         if ((k == KF_FN_CONV || k == KF_FN_OP) && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_DIRECT)) s->impl = KF_IMPL_DIRECT;
-        if (k == KF_FN_CONV && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_IM2COL) && conv_reduction(g, plan, gi) >= 64)
+        if (k == KF_FN_CONV && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_IM2COL) &&
+            (conv_reduction(g, plan, gi) >= 64 || kf_fl_convt_ok(g, plan, gi)))
             s->impl = KF_IMPL_IM2COL;
     }
     /* threads cost a few microseconds to wake: not worth it below ~32k simple operations */

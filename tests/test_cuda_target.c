@@ -13,6 +13,7 @@
 #include "harness/kf_arena.h"
 #include "harness/kf_worker.h"
 #include "ir/kf_graph.h"
+#include "oracle/kf_oracle.h"
 #include "kir/kir.h"
 #include "targets/kf_target.h"
 
@@ -530,6 +531,70 @@ static void test_lowered_matmul_tail(void) {
     free(out[0]);
 }
 
+/* Every problem of a suite (default problems/, or $KF_TEST_CUDA_PROBLEMS) captured by the
+ * oracle on the CPU, lowered by the naive agent for cuda and compiled by NVRTC: the renderer
+ * over every op family. Skipped on a GPU machine unless $KF_TEST_CUDA_PROBLEMS is set (the
+ * GPU benchmark covers it there). */
+static void test_lowered_problems_compile(void) {
+    NEED_NVRTC();
+    const char *dir = getenv("KF_TEST_CUDA_PROBLEMS");
+    if (g_gpu && !dir) KF_SKIP("on a GPU machine the benchmark covers this; set KF_TEST_CUDA_PROBLEMS to run it");
+    if (!dir) dir = "problems";
+    const char *py = getenv("KFORGE_PYTHON") ? getenv("KFORGE_PYTHON") : "/usr/bin/python3";
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s -c 'import torch' >/dev/null 2>&1", py);
+    if (system(cmd) != 0) KF_SKIP("%s cannot import torch", py);
+    char work[128];
+    snprintf(work, sizeof work, "%s/oracle", g_cache);
+    kf_oracle_opts oo = {.python = py, .workdir = work, .threads = 2, .device = "cpu", .timeout_s = 600};
+    if (access("python/kforge_oracle.py", R_OK) == 0) oo.script = "python/kforge_oracle.py";
+    kf_oracle *orc = NULL;
+    kf_err err = {0};
+    if (kf_oracle_start(&oo, &orc, &err) != 0) KF_SKIP("cannot start the oracle: %s", err.msg);
+    snprintf(cmd, sizeof cmd, "find %s -name '*.py' | sort", dir);
+    FILE *f = popen(cmd, "r");
+    char path[512];
+    int compiled = 0, unsupported = 0, failed = 0;
+    while (f && fgets(path, sizeof path, f)) {
+        path[strcspn(path, "\n")] = '\0';
+        kf_oracle_info info;
+        kf_graph g;
+        char *params = NULL;
+        kf_program p;
+        if (kf_oracle_load(orc, path, 1, &info, &err) != 0 || kf_oracle_graph(orc, &g, &params, &err) != 0) {
+            fprintf(stderr, "  %s: oracle: %s\n", path, err.msg);
+            free(params);
+            continue;
+        }
+        int rc = kf_lower_naive(&g, "cuda", &p, &err);
+        if (rc == KF_E_UNSUPPORTED) {
+            unsupported++;
+            fprintf(stderr, "  %s: %s\n", path, err.msg);
+        } else if (rc) {
+            failed++;
+            fprintf(stderr, "  FAIL %s: lowering: %s\n", path, err.msg);
+        } else {
+            kf_build_opts o = opts();
+            kf_build b = {0};
+            if (T->build(&p, &o, &b, &err) == 0) {
+                compiled++;
+            } else {
+                failed++;
+                fprintf(stderr, "  FAIL %s: %s\n%s\n", path, err.msg, b.log ? b.log : "");
+            }
+            kf_build_free(&b);
+            kf_program_free(&p);
+        }
+        kf_graph_free(&g);
+        free(params);
+    }
+    if (f) pclose(f);
+    kf_oracle_stop(orc);
+    fprintf(stderr, "  %s: %d compiled, %d unsupported, %d failed\n", dir, compiled, unsupported, failed);
+    KF_CHECK_EQ_INT(failed, 0);
+    KF_CHECK(compiled > 0);
+}
+
 /* ---- cases on the GPU ---- */
 
 typedef struct ew_data { int x; int64_t n; } ew_data;
@@ -780,6 +845,7 @@ int main(void) {
     KF_RUN(test_compile_and_cache);
     KF_RUN(test_lowered_linear_softmax);
     KF_RUN(test_lowered_matmul_tail);
+    KF_RUN(test_lowered_problems_compile);
     KF_RUN(test_gpu_kir_kernels);
     KF_RUN(test_gpu_steps);
     KF_RUN(test_gpu_bad_programs);

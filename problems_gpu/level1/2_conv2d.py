@@ -1,0 +1,28 @@
+import torch
+import torch.nn as nn
+
+BATCH = 16
+IN_CHANNELS = 64
+OUT_CHANNELS = 64
+HEIGHT = 128
+WIDTH = 128
+KERNEL_SIZE = 3
+
+
+class Model(nn.Module):
+    """2D convolution, 3x3 kernel, padding 1, with bias (about 19 GFLOP)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, IN_CHANNELS, HEIGHT, WIDTH)]
+
+
+def get_init_inputs():
+    return [IN_CHANNELS, OUT_CHANNELS, KERNEL_SIZE]

@@ -5,6 +5,7 @@
  * that are inputs or repeated get copies) and unsupported ops. */
 #include "kf_test.h"
 #include "agents/kf_agent.h"
+#include "agents/lower.h"
 #include "core/kf_str.h"
 #include "ir/kf_graph.h"
 #include "ir/kf_program.h"
@@ -640,6 +641,68 @@ static void test_group_norm(void) {
     run_free(&r);
 }
 
+/* ---- reuse by a fusing agent: emitters and builders through the kf_lw hooks ---- */
+
+typedef struct fuse_ctx { int x_value, mid_value, x_buf, y_buf; const kf_graph *g; } fuse_ctx;
+
+static int fuse_value_buf(kf_lw *w, int value, int writes) {
+    fuse_ctx *c = w->user;
+    if (value == c->x_value) return c->x_buf;
+    if (value == w->n->outs[0]) return c->y_buf;
+    return -1;
+}
+
+/* the intermediate (relu's output) is computed in place from x instead of loaded */
+static kir_expr *fuse_load(kf_lw *w, int value, kir_expr *idx) {
+    fuse_ctx *c = w->user;
+    if (value != c->mid_value) return NULL;
+    const kf_node *relu = &c->g->nodes[0];
+    const kf_lop *l = kf_lop_find(relu->op);
+    kir_expr *x = kir_load(w->k, c->x_buf, idx);
+    return l && l->ew ? l->ew(w->k, relu, &x) : NULL;
+}
+
+static void test_fusion_hooks(void) {
+    const char *json =
+        "{'inputs':['x'],'params':[],'outputs':['y'],"
+        "'values':{'x':{'dtype':'f32','shape':[8]},'r':{'dtype':'f32','shape':[8]},'y':{'dtype':'f32','shape':[8]}},"
+        "'nodes':[{'op':'aten.relu.default','outputs':['r'],'args':[{'name':'self','tensor':'x'}]},"
+        "{'op':'aten.sigmoid.default','outputs':['y'],'args':[{'name':'self','tensor':'r'}]}]}";
+    char *js = unquote(json);
+    kf_graph g;
+    kf_err err = {0};
+    KF_CHECK(kf_graph_from_json(js, &g, &err) == 0);
+    free(js);
+    kir_kernel *k = kir_kernel_new("fused");
+    fuse_ctx c = {kf_graph_find(&g, "x"), kf_graph_find(&g, "r"), -1, -1, &g};
+    c.y_buf = kir_add_buf(k, "y", KF_F32, 1);
+    c.x_buf = kir_add_buf(k, "x", KF_F32, 0);
+    kf_lw w;
+    memset(&w, 0, sizeof w);
+    w.k = k;
+    w.g = &g;
+    w.n = &g.nodes[1];
+    kf_lop_base(w.n->op, w.op, sizeof w.op);
+    w.value_buf = fuse_value_buf;
+    w.load_hook = fuse_load;
+    w.user = &c;
+    const kf_lop *l = kf_lop_find("aten.sigmoid.default");
+    KF_CHECK(l && l->kind == KF_LOP_EW);
+    KF_CHECK_STR(w.op, "sigmoid");
+    KF_CHECK(kf_lop_find("aten.relu_.default") == kf_lop_find("aten.relu.default"));
+    KF_CHECK(kf_lop_find("aten.frobnicate.default") == NULL);
+    if (l) KF_CHECK_MSG(kf_lw_build_ew(&w, l, &err) == 0, "%s", err.msg);
+    KF_CHECK_EQ_INT(k->n_bufs, 2);   /* no buffer for the intermediate */
+    kf_str src;
+    kf_str_init(&src);
+    KF_CHECK_MSG(kir_render_c(&k, 1, &src, &err) == 0, "%s", err.msg);
+    const char *body = strstr(kf_str_cstr(&src), "void fused");
+    KF_CHECK(body && strstr(body, "kf_max_f32") && strstr(body, "expf"));
+    kf_str_free(&src);
+    kir_kernel_free(k);
+    kf_graph_free(&g);
+}
+
 /* ---- planning ---- */
 
 static void test_outputs_need_copies(void) {
@@ -772,6 +835,7 @@ int main(void) {
     KF_RUN(test_slice_scatter_select);
     KF_RUN(test_group_norm);
     KF_RUN(test_outputs_need_copies);
+    KF_RUN(test_fusion_hooks);
     KF_RUN(test_unsupported);
     KF_RUN(test_agent_proposes_once);
     char cmd[128];

@@ -11,6 +11,7 @@
 #   PROBLEMS   suite folder (default problems_gpu); its level*/ folders are run in order
 #   AGENTS     default naive
 #   OUTDIR     where the JSON reports go (default bench-cuda/)
+#   LEVELS     the level folders to run, e.g. "level1 level2" (default all)
 #   LEVEL_TIMEOUT  seconds allowed per level (default 1800)
 #   DEVDEPS    a folder with include/ and lib/ holding cJSON, SQLite, libcurl and (OpenBLAS)
 #              headers and libraries for machines without Debian's dev packages (default
@@ -68,6 +69,7 @@ start=$(date +%s)
 status=0
 for dir in "$PROBLEMS"/level*/; do
   lvl=$(basename "$dir")
+  if [ -n "${LEVELS:-}" ] && [[ " $LEVELS " != *" $lvl "* ]]; then continue; fi
   echo "== $lvl"
   timeout "$LEVEL_TIMEOUT" "$BUILD/kforge" bench "$dir" --target cuda --agents "$AGENTS" --flush-mb 128 \
     --json "$OUTDIR/$lvl.json" --db "$tmpdb/bench.db" "$@" || status=$?

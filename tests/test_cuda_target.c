@@ -630,7 +630,7 @@ static void test_gpu_kir_kernels(void) {
     KF_CHECK_EQ_INT(st, KF_ST_VERIFIED);
     if (st == KF_ST_VERIFIED) {
         const float *xv = F32(c, x);
-        double *ref = malloc(sizeof(double) * N);
+        double *ref = malloc(sizeof(double) * (N > R * C ? N : R * C));
         for (int64_t i = 0; i < N; i++) {
             double v = xv[i];
             ref[i] = tanh(v) * exp(-v * v) + 1.0 / (1.0 + exp(-v));

@@ -77,7 +77,8 @@ typedef struct kf_gsched {
     kf_impl impl;
     int parallel;      /* 1: parallel outer loop (default), 0: serial (tiny work) */
     int vec;           /* 0: none; 1: omp simd on innermost loops where legal; 2: also
-                        * vectorisable float32 exp/tanh/sigmoid/erf in them (default 2) */
+                        * vectorisable float32 exp/tanh/sigmoid/erf/log in them (default 2);
+                        * 3 (internal): only the math, for kernels vectorised by hand */
     int chunk;         /* elementwise loop: elements per inner vector loop (0: whole rows) */
     int tile;          /* KIR loop nests: tile size of the two outer loops (0: none) */
     int unroll;        /* unroll factor of the innermost serial loop (0: none) */

@@ -1,11 +1,11 @@
 /* fuse_direct.c: a vectorised direct convolution (any groups, including depthwise, stride,
- * dilation, padding, 1 to 3 spatial dims). Threads split (image, block of output channels);
- * for each row of the output (all spatial dims but the last) the rows of `block` output
- * channels start at the bias, then every input channel of the group and every kernel tap
- * adds weight * input over the output row. The row loop runs only over the positions whose
- * tap lands inside the input (bounds computed per tap, like im2col), so it is branch-free,
- * contiguous for stride 1, and vectorises; the rows stay in L1 while they accumulate. The
- * group's bias and elementwise epilogue follow (the epilogue as one in-place kernel). */
+ * dilation, padding, 1 to 3 spatial dims). The input is first copied into a zero-padded
+ * scratch buffer (skipped when there is no padding and the input is stored), so the main
+ * kernel has no bounds tests: threads split (image, block of output channels, first output
+ * dim); the innermost output dim runs as SIMD lanes, each lane keeping `block` output
+ * channels in registers while the loops over the group's input channels and the kernel taps
+ * accumulate weight * input; then the bias and the group's elementwise epilogue are applied
+ * and the results stored, all in the same kernel. */
 #include <string.h>
 #include "agents/fuse.h"
 #include "agents/lower.h"
@@ -14,137 +14,206 @@ int kf_fl_direct_ok(const kf_graph *g, const kf_fplan *plan, int gi) {
     int an = plan->groups[gi].anchor;
     if (an < 0 || plan->kind[an] != KF_FN_CONV) return 0;
     kf_conv_attr a;
-    return kf_fl_conv_attr(g, &g->nodes[an], &a) && !a.transposed;
+    if (!kf_fl_conv_attr(g, &g->nodes[an], &a) || a.transposed) return 0;
+    double padded = (double)a.N * (double)a.Cin * 4.0;
+    for (int j = 0; j < a.nsd; j++) padded *= (double)(a.I[j] + 2 * a.pad[j]);
+    return padded <= 1.5e9;
+}
+
+static kir_expr *I(kir_kernel *k, int64_t v) { return kir_int(k, v); }
+static kir_expr *V(kir_kernel *k, int v) { return kir_var(k, v); }
+
+typedef struct padk {
+    kf_fl *c;
+    const kf_conv_attr *a;
+    kf_fexpr x;
+    int xpb;
+    int64_t IP[3];
+} padk;
+
+/* Zero-padded copy, dims from j inward; xo: x offset of the enclosing dims (valid rows only),
+ * po: padded offset of the enclosing dims. */
+static void pad_dim(padk *p, kir_stmt *parent, int j, kir_expr *xo, kir_expr *po) {
+    kir_kernel *k = p->c->k;
+    const kf_conv_attr *a = p->a;
+    int64_t IP = p->IP[j], In = a->I[j], pd = a->pad[j];
+    if (j == a->nsd - 1 && a->stride[j] > 1) {
+        /* phase-split row: position p at (p % s) * PW + p / s */
+        int64_t st = a->stride[j], PW = IP / st;
+        int pb = kir_add_var(k, "pb", KIR_T_I64), xb = kir_add_var(k, "xb", KIR_T_I64);
+        kir_append(k, parent, kir_decl(k, pb, kir_mul(k, po, I(k, IP))));
+        kir_append(k, parent, kir_decl(k, xb, kir_mul(k, xo, I(k, In))));
+        for (int64_t ph = 0; ph < st; ph++) {
+            int64_t lo = pd - ph > 0 ? (pd - ph + st - 1) / st : 0;
+            int64_t top = In - 1 + pd - ph;
+            int64_t hi = top < 0 ? 0 : top / st + 1;
+            if (lo > PW) lo = PW;
+            if (hi > PW) hi = PW;
+            if (hi < lo) hi = lo;
+            int64_t ranges[3][2] = {{0, lo}, {lo, hi}, {hi, PW}};
+            for (int r = 0; r < 3; r++) {
+                if (ranges[r][1] <= ranges[r][0]) continue;
+                int q = kir_add_var(k, "q", KIR_T_I64);
+                kir_stmt *l = kir_for(k, q, I(k, ranges[r][0]), I(k, ranges[r][1]), 1, KIR_LOOP_VECTOR);
+                kir_append(k, parent, l);
+                kir_expr *dst = kir_add(k, V(k, pb), kir_add(k, I(k, ph * PW), V(k, q)));
+                kir_expr *v = kir_flt(k, 0.0, KIR_T_F32);
+                if (r == 1) {
+                    kir_expr *src = kir_add(k, V(k, xb), kir_add(k, kir_mul(k, V(k, q), I(k, st)), I(k, ph - pd)));
+                    v = kf_fexpr_elem(&p->x, a->x, src);
+                    if (!v) return;
+                    v = kf_lw_cvt(k, KIR_T_F32, v);
+                }
+                kir_append(k, l, kir_store(k, p->xpb, dst, v));
+            }
+        }
+        return;
+    }
+    if (j == a->nsd - 1) {
+        int pb = kir_add_var(k, "pb", KIR_T_I64), xb = kir_add_var(k, "xb", KIR_T_I64);
+        kir_append(k, parent, kir_decl(k, pb, kir_mul(k, po, I(k, IP))));
+        kir_append(k, parent, kir_decl(k, xb, kir_bin(k, KIR_SUB, kir_mul(k, xo, I(k, In)), I(k, pd))));
+        int q;
+        if (pd > 0) {
+            kir_stmt *l = kf_lw_loop(&(kf_lw){.k = k}, parent, "q", pd, KIR_LOOP_VECTOR, &q);
+            kir_append(k, l, kir_store(k, p->xpb, kir_add(k, V(k, pb), V(k, q)), kir_flt(k, 0.0, KIR_T_F32)));
+            q = kir_add_var(k, "q", KIR_T_I64);
+            l = kir_for(k, q, I(k, pd + In), I(k, IP), 1, KIR_LOOP_VECTOR);
+            kir_append(k, parent, l);
+            kir_append(k, l, kir_store(k, p->xpb, kir_add(k, V(k, pb), V(k, q)), kir_flt(k, 0.0, KIR_T_F32)));
+        }
+        q = kir_add_var(k, "q", KIR_T_I64);
+        kir_stmt *l = kir_for(k, q, I(k, pd), I(k, pd + In), 1, KIR_LOOP_VECTOR);
+        kir_append(k, parent, l);
+        kir_expr *v = kf_fexpr_elem(&p->x, a->x, kir_add(k, V(k, xb), V(k, q)));
+        if (v) kir_append(k, l, kir_store(k, p->xpb, kir_add(k, V(k, pb), V(k, q)), kf_lw_cvt(k, KIR_T_F32, v)));
+        return;
+    }
+    int o;
+    kir_stmt *l = kf_lw_loop(&(kf_lw){.k = k}, parent, "pr", IP, KIR_LOOP_SERIAL, &o);
+    int iv = kir_add_var(k, "i", KIR_T_I64);
+    kir_append(k, l, kir_decl(k, iv, kir_bin(k, KIR_SUB, V(k, o), I(k, pd))));
+    kir_expr *in = kir_bin(k, KIR_AND, kir_bin(k, KIR_GE, V(k, iv), I(k, 0)), kir_bin(k, KIR_LT, V(k, iv), I(k, In)));
+    kir_stmt *iff = kir_if(k, in);
+    kir_append(k, l, iff);
+    kir_expr *po2 = kir_add(k, kir_mul(k, kir_expr_clone(k, po), I(k, IP)), V(k, o));
+    pad_dim(p, iff, j + 1, kir_add(k, kir_mul(k, xo, I(k, In)), V(k, iv)), po2);
+    /* a padding row: zero all of it */
+    int64_t inner = 1;
+    for (int q = j + 1; q < a->nsd; q++) inner *= p->IP[q];
+    kir_stmt *els = kir_block(k);
+    kir_append_else(k, iff, els);
+    int z;
+    kir_stmt *zl = kf_lw_loop(&(kf_lw){.k = k}, els, "z", inner, KIR_LOOP_VECTOR, &z);
+    kir_expr *zo = kir_mul(k, kir_add(k, kir_mul(k, po, I(k, IP)), V(k, o)), I(k, inner));
+    kir_append(k, zl, kir_store(k, p->xpb, kir_add(k, zo, V(k, z)), kir_flt(k, 0.0, KIR_T_F32)));
+}
+
+static int pad_kernel(kf_fl *c, const kf_conv_attr *a, int xpp, const int64_t *IP, const kf_gsched *s, kf_err *err) {
+    int rc = kf_fl_kernel_begin(c, err);
+    if (rc) return rc;
+    kir_kernel *k = c->k;
+    padk p;
+    memset(&p, 0, sizeof p);
+    p.c = c;
+    p.a = a;
+    memcpy(p.IP, IP, sizeof p.IP);
+    kf_fl_fexpr(c, &p.x);
+    p.xpb = kf_fl_kbuf(c, xpp, 1);
+    int r = kir_add_var(k, "r", KIR_T_I64);
+    kir_stmt *rl = kir_for(k, r, I(k, 0), I(k, a->N * a->Cin), 1, s->parallel ? KIR_LOOP_PARALLEL : KIR_LOOP_SERIAL);
+    kir_append(k, k->body, rl);
+    pad_dim(&p, rl, 0, V(k, r), V(k, r));
+    if (p.x.rc) {
+        kir_kernel_free(c->k);
+        c->k = NULL;
+        return p.x.rc;
+    }
+    kf_gsched ks = *s;
+    ks.vec = 0;
+    return kf_fl_kernel_end(c, &ks, err);
 }
 
 typedef struct dc {
     kf_fl *c;
     const kf_conv_attr *a;
     kf_fexpr x;
-    int accb, wb, cb;            /* kernel buffers: accumulator (output), weight */
-    int n, co0, ci, cc;          /* vars: image, first output channel, input channel in group, channel */
-    int ov[3], iv[3];            /* output coords / input coords of outer dims */
+    int xb, wb;
+    int n, co0, g, ci;
+    int ov[3];
+    int64_t PW;                  /* phase length of the padded last dim (stride > 1) */
+    int acc[16];
     int block;
+    int64_t IP[3];
 } dc;
 
-static kir_expr *I(kir_kernel *k, int64_t v) { return kir_int(k, v); }
-static kir_expr *V(kir_kernel *k, int v) { return kir_var(k, v); }
-
-/* Flat row offset of output channel co0 + j at the current outer coords (times O_last). */
-static kir_expr *acc_row(dc *d, int j) {
+/* Input offset of the last dim for output position ow (variable) and tap kt (expression):
+ * with a stride > 1 the padded row is stored phase by phase (position p at
+ * (p % s) * PW + p / s), so consecutive outputs read consecutive floats. */
+static kir_expr *last_pos(dc *d, kir_expr *kt) {
     kir_kernel *k = d->c->k;
-    const kf_conv_attr *a = d->a;
-    kir_expr *e = kir_add(k, kir_mul(k, V(k, d->n), I(k, a->Cout)), kir_add(k, V(k, d->co0), I(k, j)));
-    for (int q = 0; q < a->nsd - 1; q++) e = kir_add(k, kir_mul(k, e, I(k, a->O[q])), V(k, d->ov[q]));
-    return kir_mul(k, e, I(k, a->O[a->nsd - 1]));
-}
-
-/* The last spatial dim: for every tap, add weight * input over the valid output positions. */
-static void last_dim(dc *d, kir_stmt *parent, kir_expr **wtap) {
-    kf_fl *c = d->c;
-    kir_kernel *k = c->k;
     const kf_conv_attr *a = d->a;
     int L = a->nsd - 1;
-    int64_t O = a->O[L], In = a->I[L], s = a->stride[L], dl = a->dil[L], p = a->pad[L];
-    int kv;
-    kir_stmt *kl = kf_lw_loop(&(kf_lw){.k = k}, parent, "kw", a->Kd[L], KIR_LOOP_SERIAL, &kv);
-    int qv = kir_add_var(k, "q", KIR_T_I64);
-    kir_append(k, kl, kir_decl(k, qv, kir_bin(k, KIR_SUB, I(k, p), kir_mul(k, V(k, kv), I(k, dl)))));
-    kir_expr *qpos = kir_bin(k, KIR_MAX, V(k, qv), I(k, 0));
-    kir_expr *lo = kir_bin(k, KIR_DIV, kir_add(k, qpos, I(k, s - 1)), I(k, s));
-    kir_expr *t = kir_add(k, V(k, qv), I(k, In - 1));
-    kir_expr *hi = kir_select(k, kir_bin(k, KIR_LT, kir_expr_clone(k, t), I(k, 0)), I(k, 0),
-                              kir_add(k, kir_bin(k, KIR_DIV, kir_bin(k, KIR_MAX, t, I(k, 0)), I(k, s)), I(k, 1)));
-    int lov = kir_add_var(k, "lo", KIR_T_I64), hiv = kir_add_var(k, "hi", KIR_T_I64);
-    kir_append(k, kl, kir_decl(k, lov, kir_bin(k, KIR_MIN, lo, I(k, O))));
-    kir_append(k, kl, kir_decl(k, hiv, kir_bin(k, KIR_MAX, kir_bin(k, KIR_MIN, hi, I(k, O)), V(k, lov))));
-    /* weights of this tap for each output channel of the block */
-    int wv[16];
-    for (int j = 0; j < d->block; j++) {
-        /* w[((co0 + j) * cin_g + ci) * taps + tap], tap = outer taps then kv */
-        kir_expr *wi = kir_add(k, kir_mul(k, kir_add(k, V(k, d->co0), I(k, j)), I(k, a->cin_g)), V(k, d->ci));
-        for (int q = 0; q < a->nsd; q++)
-            wi = kir_add(k, kir_mul(k, wi, I(k, a->Kd[q])), q < L ? kir_expr_clone(k, wtap[q]) : V(k, kv));
-        wv[j] = kir_add_var(k, "w", KIR_T_F32);
-        kir_append(k, kl, kir_decl(k, wv[j], kir_load(k, d->wb, wi)));
+    int64_t s = a->stride[L], dl = a->dil[L];
+    if (s == 1) return kir_add(k, V(k, d->ov[L]), kir_mul(k, kt, I(k, dl)));
+    kir_expr *td = kir_mul(k, kt, I(k, dl));
+    kir_expr *phase = kir_bin(k, KIR_MOD, kir_expr_clone(k, td), I(k, s));
+    return kir_add(k, kir_add(k, kir_mul(k, phase, I(k, d->PW)), V(k, d->ov[L])), kir_bin(k, KIR_DIV, td, I(k, s)));
+}
+
+/* One tap: xv = input under it, acc_b += w_b * xv. kt[q] are the tap coordinates. */
+static void one_tap(dc *d, kir_stmt *parent, kir_expr **kt) {
+    kir_kernel *k = d->c->k;
+    const kf_conv_attr *a = d->a;
+    int L = a->nsd - 1;
+    kir_expr *xi = kir_add(k, kir_mul(k, V(k, d->n), I(k, a->Cin)),
+                           kir_add(k, kir_mul(k, V(k, d->g), I(k, a->cin_g)), V(k, d->ci)));
+    kir_expr *wi = kir_add(k, kir_mul(k, V(k, d->co0), I(k, a->cin_g)), V(k, d->ci));
+    int64_t taps = 1;
+    for (int q = 0; q < a->nsd; q++) {
+        kir_expr *pos = q < L ? kir_add(k, kir_mul(k, V(k, d->ov[q]), I(k, a->stride[q])),
+                                        kir_mul(k, kir_expr_clone(k, kt[q]), I(k, a->dil[q])))
+                              : last_pos(d, kir_expr_clone(k, kt[q]));
+        xi = kir_add(k, kir_mul(k, xi, I(k, d->IP[q])), pos);
+        wi = kir_add(k, kir_mul(k, wi, I(k, a->Kd[q])), kir_expr_clone(k, kt[q]));
+        taps *= a->Kd[q];
     }
-    /* input row base: ((n * Cin + c) * I0 + i0) ... * I_last - q */
-    kir_expr *xe = kir_add(k, kir_mul(k, V(k, d->n), I(k, a->Cin)), V(k, d->cc));
-    for (int q = 0; q < L; q++) xe = kir_add(k, kir_mul(k, xe, I(k, a->I[q])), V(k, d->iv[q]));
-    int xb = kir_add_var(k, "xb", KIR_T_I64);
-    kir_append(k, kl, kir_decl(k, xb, kir_bin(k, KIR_SUB, kir_mul(k, xe, I(k, In)), V(k, qv))));
-    int ab[16];
-    for (int j = 0; j < d->block; j++) {
-        ab[j] = kir_add_var(k, "ab", KIR_T_I64);
-        kir_append(k, kl, kir_decl(k, ab[j], acc_row(d, j)));
-    }
-    int o = kir_add_var(k, "o", KIR_T_I64);
-    kir_stmt *ol = kir_for(k, o, V(k, lov), V(k, hiv), 1, KIR_LOOP_VECTOR);
-    kir_append(k, kl, ol);
-    kir_expr *xi = kir_add(k, V(k, xb), s == 1 ? V(k, o) : kir_mul(k, V(k, o), I(k, s)));
-    kir_expr *xval = kf_fexpr_elem(&d->x, a->x, xi);
-    if (!xval) return;
-    int xv = kir_add_var(k, "xv", KIR_T_F32);
-    kir_append(k, ol, kir_decl(k, xv, kf_lw_cvt(k, KIR_T_F32, xval)));
-    for (int j = 0; j < d->block; j++) {
-        kir_expr *ai = kir_add(k, V(k, ab[j]), V(k, o));
-        kir_expr *sum = kir_add(k, kir_load(k, d->accb, kir_expr_clone(k, ai)), kir_mul(k, V(k, wv[j]), V(k, xv)));
-        kir_append(k, ol, kir_store(k, d->accb, ai, sum));
+    int xv = kir_add_var(k, "xv", KIR_T_F32), wv = kir_add_var(k, "wi", KIR_T_I64);
+    kir_append(k, parent, kir_decl(k, xv, kir_load(k, d->xb, xi)));
+    kir_append(k, parent, kir_decl(k, wv, wi));
+    for (int b = 0; b < d->block; b++) {
+        kir_expr *w = kir_load(k, d->wb, b ? kir_add(k, V(k, wv), I(k, b * a->cin_g * taps)) : V(k, wv));
+        kir_append(k, parent, kir_assign(k, d->acc[b], kir_add(k, V(k, d->acc[b]), kir_mul(k, w, V(k, xv)))));
     }
 }
 
-/* Outer taps from dim q inward (each with its in-range test), then the last dim. */
-static void taps(dc *d, kir_stmt *parent, int q, kir_expr **wtap) {
+/* The reduction over the group's input channels (a loop) and the taps, written out one by
+ * one when there are at most 64 (so every load's address is affine in the channel and the
+ * compiler vectorises the output loop around the single remaining inner loop), else loops. */
+static void reduce_taps(dc *d, kir_stmt *parent) {
     kir_kernel *k = d->c->k;
     const kf_conv_attr *a = d->a;
-    if (q == a->nsd - 1) {
-        last_dim(d, parent, wtap);
-        return;
-    }
-    int kv;
-    kir_stmt *kl = kf_lw_loop(&(kf_lw){.k = k}, parent, "kt", a->Kd[q], KIR_LOOP_SERIAL, &kv);
-    d->iv[q] = kir_add_var(k, "ii", KIR_T_I64);
-    kir_expr *i = kir_add(k, kir_mul(k, V(k, d->ov[q]), I(k, a->stride[q])), kir_mul(k, V(k, kv), I(k, a->dil[q])));
-    kir_append(k, kl, kir_decl(k, d->iv[q], kir_bin(k, KIR_SUB, i, I(k, a->pad[q]))));
-    kir_expr *in = kir_bin(k, KIR_AND, kir_bin(k, KIR_GE, V(k, d->iv[q]), I(k, 0)),
-                           kir_bin(k, KIR_LT, V(k, d->iv[q]), I(k, a->I[q])));
-    kir_stmt *iff = kir_if(k, in);
-    kir_append(k, kl, iff);
-    wtap[q] = V(k, kv);
-    taps(d, iff, q + 1, wtap);
-}
-
-/* Outer output dims from q inward; at the innermost row: init, then channels and taps. */
-static void rows(dc *d, kir_stmt *parent, int q) {
-    kir_kernel *k = d->c->k;
-    const kf_conv_attr *a = d->a;
-    if (q < a->nsd - 1) {
-        kir_stmt *l = kf_lw_loop(&(kf_lw){.k = k}, parent, "or", a->O[q], KIR_LOOP_SERIAL, &d->ov[q]);
-        rows(d, l, q + 1);
-        return;
-    }
-    int64_t OL = a->O[a->nsd - 1];
-    for (int j = 0; j < d->block; j++) {
-        int ab = kir_add_var(k, "rb", KIR_T_I64);
-        kir_append(k, parent, kir_decl(k, ab, acc_row(d, j)));
-        int o;
-        kir_stmt *il = kf_lw_loop(&(kf_lw){.k = k}, parent, "o", OL, KIR_LOOP_VECTOR, &o);
-        kir_expr *b = kir_flt(k, 0.0, KIR_T_F32);
-        if (a->bias >= 0) {
-            kir_expr *bl = kf_fexpr_elem(&d->x, a->bias, kir_add(k, V(k, d->co0), I(k, j)));
-            if (!bl) return;
-            b = kf_lw_cvt(k, KIR_T_F32, bl);
+    int64_t taps = 1;
+    for (int q = 0; q < a->nsd; q++) taps *= a->Kd[q];
+    kir_expr *kt[3];
+    if (taps <= 64) {
+        for (int64_t t = 0; t < taps; t++) {
+            int64_t rem = t;
+            for (int q = a->nsd - 1; q >= 0; q--) {
+                kt[q] = I(k, rem % a->Kd[q]);
+                rem /= a->Kd[q];
+            }
+            one_tap(d, parent, kt);
         }
-        kir_append(k, il, kir_store(k, d->accb, kir_add(k, V(k, ab), V(k, o)), b));
+        return;
     }
-    int civ;
-    kir_stmt *cl = kf_lw_loop(&(kf_lw){.k = k}, parent, "ci", a->cin_g, KIR_LOOP_SERIAL, &civ);
-    d->ci = civ;
-    d->cc = kir_add_var(k, "c", KIR_T_I64);
-    kir_expr *g = kir_bin(k, KIR_DIV, V(k, d->co0), I(k, a->cout_g));
-    kir_append(k, cl, kir_decl(k, d->cc, kir_add(k, kir_mul(k, g, I(k, a->cin_g)), V(k, civ))));
-    kir_expr *wtap[3] = {NULL, NULL, NULL};
-    taps(d, cl, 0, wtap);
+    kir_stmt *l = parent;
+    for (int q = 0; q < a->nsd; q++) {
+        int v;
+        l = kf_lw_loop(&(kf_lw){.k = k}, l, "kt", a->Kd[q], KIR_LOOP_SERIAL, &v);
+        kt[q] = V(k, v);
+    }
+    one_tap(d, l, kt);
 }
 
 static int pick_block(const kf_conv_attr *a, int want) {
@@ -157,14 +226,35 @@ static int pick_block(const kf_conv_attr *a, int want) {
 
 int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     const kf_fgroup *gr = &c->plan->groups[gi];
-    const kf_node *n = &c->g->nodes[gr->anchor];
+    const kf_node *node = &c->g->nodes[gr->anchor];
     kf_conv_attr a;
-    if (!kf_fl_conv_attr(c->g, n, &a) || a.transposed)
-        return kf_lw_unsupported(err, n, "not a convolution the direct kernel can run");
+    if (!kf_fl_conv_attr(c->g, node, &a) || a.transposed)
+        return kf_lw_unsupported(err, node, "not a convolution the direct kernel can run");
     int wpb = kf_fl_materialise(c, a.w, s, err);
     if (wpb < 0) return wpb;
-    int accp = kf_fl_gemm_out(c, gi);
-    if (accp < 0) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+    int64_t IP[3] = {1, 1, 1};
+    int padded = 0;
+    for (int j = 0; j < a.nsd; j++) {
+        IP[j] = a.I[j] + 2 * a.pad[j];
+        padded |= a.pad[j] > 0;
+    }
+    /* a strided last dim is stored phase by phase, each phase PW long */
+    int L0 = a.nsd - 1;
+    int64_t PW = (IP[L0] + a.stride[L0] - 1) / a.stride[L0];
+    if (a.stride[L0] > 1) {
+        IP[L0] = PW * a.stride[L0];
+        padded = 1;
+    }
+    int xpp = padded ? -1 : kf_fl_value_pbuf(c, a.x);
+    if (xpp < 0) {
+        int64_t n = a.N * a.Cin;
+        for (int j = 0; j < a.nsd; j++) n *= IP[j];
+        xpp = kf_fl_scratch(c, KF_F32, n);
+        if (xpp < 0) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+        c->gi = gi;
+        int rc = pad_kernel(c, &a, xpp, IP, s, err);
+        if (rc) return rc;
+    }
     c->gi = gi;
     int rc = kf_fl_kernel_begin(c, err);
     if (rc) return rc;
@@ -173,30 +263,61 @@ int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     memset(&d, 0, sizeof d);
     d.c = c;
     d.a = &a;
+    memcpy(d.IP, IP, sizeof d.IP);
+    d.PW = PW;
     d.block = pick_block(&a, s->block);
     kf_fl_fexpr(c, &d.x);
-    d.accb = kf_fl_kbuf(c, accp, 1);
+    d.xb = kf_fl_kbuf(c, xpp, 0);
     d.wb = kf_fl_kbuf(c, wpb, 0);
     int64_t nb = a.Cout / d.block;
+    /* tasks: (image, channel block, first output dim unless it is the vector dim) */
+    int L = a.nsd - 1;
+    int64_t o0 = L > 0 ? a.O[0] : 1;
     int t = kir_add_var(k, "t", KIR_T_I64);
-    kir_stmt *tl = kir_for(k, t, I(k, 0), I(k, a.N * nb), 1, s->parallel ? KIR_LOOP_PARALLEL : KIR_LOOP_SERIAL);
+    kir_stmt *tl = kir_for(k, t, I(k, 0), I(k, a.N * nb * o0), 1, s->parallel ? KIR_LOOP_PARALLEL : KIR_LOOP_SERIAL);
     kir_append(k, k->body, tl);
     d.n = kir_add_var(k, "n", KIR_T_I64);
     d.co0 = kir_add_var(k, "co", KIR_T_I64);
-    kir_append(k, tl, kir_decl(k, d.n, kir_bin(k, KIR_DIV, V(k, t), I(k, nb))));
-    kir_append(k, tl, kir_decl(k, d.co0, kir_mul(k, kir_bin(k, KIR_MOD, V(k, t), I(k, nb)), I(k, d.block))));
-    rows(&d, tl, 0);
-    if (d.x.rc) {
+    kir_append(k, tl, kir_decl(k, d.n, kir_bin(k, KIR_DIV, V(k, t), I(k, nb * o0))));
+    kir_append(k, tl, kir_decl(k, d.co0, kir_mul(k, kir_bin(k, KIR_MOD, kir_bin(k, KIR_DIV, V(k, t), I(k, o0)), I(k, nb)),
+                                                 I(k, d.block))));
+    kir_stmt *body = tl;
+    if (L > 0) {
+        d.ov[0] = kir_add_var(k, "o0", KIR_T_I64);
+        kir_append(k, tl, kir_decl(k, d.ov[0], kir_bin(k, KIR_MOD, V(k, t), I(k, o0))));
+    }
+    for (int q = 1; q < L; q++) body = kf_lw_loop(&(kf_lw){.k = k}, body, "or", a.O[q], KIR_LOOP_SERIAL, &d.ov[q]);
+    d.g = kir_add_var(k, "g", KIR_T_I64);
+    kir_append(k, body, kir_decl(k, d.g, kir_bin(k, KIR_DIV, V(k, d.co0), I(k, a.cout_g))));
+    kir_stmt *vl = kf_lw_loop(&(kf_lw){.k = k}, body, "ow", a.O[L], KIR_LOOP_VECTOR, &d.ov[L]);
+    for (int b = 0; b < d.block; b++) {
+        kir_expr *init = kir_flt(k, 0.0, KIR_T_F32);
+        if (a.bias >= 0) {
+            kir_expr *bl = kf_fexpr_elem(&d.x, a.bias, kir_add(k, V(k, d.co0), I(k, b)));
+            if (bl) init = kf_lw_cvt(k, KIR_T_F32, bl);
+        }
+        d.acc[b] = kir_add_var(k, "acc", KIR_T_F32);
+        kir_append(k, vl, kir_decl(k, d.acc[b], init));
+    }
+    kir_stmt *cl = kf_lw_loop(&(kf_lw){.k = k}, vl, "ci", a.cin_g, KIR_LOOP_SERIAL, &d.ci);
+    reduce_taps(&d, cl);
+    /* bias is in the start value; the epilogue per output channel of the block */
+    for (int b = 0; b < d.block && !rc && !d.x.rc; b++) {
+        kir_expr *idx = kir_add(k, kir_mul(k, V(k, d.n), I(k, a.Cout)), kir_add(k, V(k, d.co0), I(k, b)));
+        for (int q = 0; q < a.nsd; q++) idx = kir_add(k, kir_mul(k, idx, I(k, a.O[q])), V(k, d.ov[q]));
+        kir_stmt *blk = kir_block(k);
+        kir_append(k, vl, blk);
+        rc = kf_fl_epilogue_at(c, &d.x, gi, blk, d.acc[b], idx);
+        if (!rc && !c->plan->stored[node->outs[0]] && !kf_fl_has_epilogue(c, gi))
+            rc = kf_fail(err, KF_E_INTERNAL, "fusion: convolution result is neither stored nor consumed");
+    }
+    if (rc || d.x.rc) {
         kir_kernel_free(c->k);
         c->k = NULL;
-        return d.x.rc;
+        return rc ? rc : d.x.rc;
     }
-    /* the loops are already vectorised where it matters: keep the schedule from re-splitting */
+    /* the loops are already vectorised where it matters; the vector math still applies */
     kf_gsched ks = *s;
-    ks.vec = 0;
-    rc = kf_fl_kernel_end(c, &ks, err);
-    if (rc) return rc;
-    int out = n->outs[0];
-    if (!kf_fl_has_epilogue(c, gi) && (!c->plan->stored[out] || kf_fl_value_pbuf(c, out) == accp)) return 0;
-    return kf_fl_ew_loop(c, gi, accp, -1, NULL, 0.0, s, err);
+    if (ks.vec) ks.vec = 3;
+    return kf_fl_kernel_end(c, &ks, err);
 }

@@ -70,7 +70,7 @@ int kf_fl_kernel_begin(kf_fl *c, kf_err *err) {
 static void apply_sched(kir_kernel *k, const kf_gsched *s) {
     if (!s) return;
     if (!s->parallel) kir_sched_serialize(k);
-    if (s->vec) kir_sched_auto_vector(k, s->chunk > 0 ? s->chunk : 1024);
+    if (s->vec == 1 || s->vec == 2) kir_sched_auto_vector(k, s->chunk > 0 ? s->chunk : 1024);
     if (s->vec >= 2) kir_sched_vector_math(k);
 }
 

@@ -120,6 +120,8 @@ kf_fnode_kind kf_fuse_classify(const kf_graph *g, int node);
  * ops whose slot-0 store accepts an epilogue. */
 int kf_fuse_takes_prologue(const kf_graph *g, int node);
 int kf_fuse_takes_epilogue(const kf_graph *g, int node);
+/* 1 if the op's builder reads its input more than once (a prologue would be recomputed). */
+int kf_fuse_multipass(const kf_graph *g, int node);
 /* Value read by argument i of a node (through lists), for use scans: calls fn(v, ctx). */
 void kf_fuse_each_input(const kf_node *n, void (*fn)(int v, void *ctx), void *ctx);
 

@@ -72,6 +72,20 @@ int kf_fuse_takes_prologue(const kf_graph *g, int node) {
     return name_in(base, prologue_ops);
 }
 
+/* Ops whose builders read their input in several passes (statistics, then the output). */
+static const char *const multipass_ops[] = {
+    "_softmax", "softmax", "_log_softmax", "log_softmax", "native_layer_norm", "layer_norm",
+    "native_group_norm", "group_norm", "native_batch_norm", "_native_batch_norm_legit",
+    "_native_batch_norm_legit_functional", "_native_batch_norm_legit_no_training", "var", "std",
+    "var_mean", "std_mean", "logsumexp", NULL,
+};
+
+int kf_fuse_multipass(const kf_graph *g, int node) {
+    char base[96];
+    kf_lop_base(g->nodes[node].op, base, sizeof base);
+    return name_in(base, multipass_ops);
+}
+
 int kf_fuse_takes_epilogue(const kf_graph *g, int node) {
     kf_fnode_kind k = kf_fuse_classify(g, node);
     if (k == KF_FN_GEMM || k == KF_FN_CONV) return 1;

@@ -155,7 +155,7 @@ static kir_expr *scratch_load(kf_fexpr *x, int v, kir_expr *idx) {
     return b < 0 ? NULL : kir_load(x->k, b, idx);
 }
 
-static int prologue_small(plan_ctx *c, const unsigned char *inl, int v) {
+static int prologue_small(plan_ctx *c, const unsigned char *inl, int v, int max_calls) {
     kir_kernel *k = kir_kernel_new("probe");
     if (!k) return 0;
     int nn = c->g->n_nodes;
@@ -171,7 +171,7 @@ static int prologue_small(plan_ctx *c, const unsigned char *inl, int v) {
     free(gs);
     free(done);
     kir_kernel_free(k);
-    return size <= c->o->max_inline && calls <= 4;
+    return size <= c->o->max_inline && calls <= max_calls;
 }
 
 /* Pass 1: elementwise nodes with elementwise consumers of the same element count. */
@@ -220,7 +220,7 @@ static int try_prologue(plan_ctx *c, int a, int m, unsigned char *inl) {
         if (!inl[q] || g->nodes[q].outs[0] < 0) continue;
         int v = g->nodes[q].outs[0];
         for (int i = 0; i < c->n_cons[v]; i++)
-            if (c->cons[v][i] == a && !prologue_small(c, inl, v)) return 0;
+            if (c->cons[v][i] == a && !prologue_small(c, inl, v, kf_fuse_multipass(g, a) ? 0 : 4)) return 0;
     }
     if (direct_edge(c, find(c, a), r) || !try_merge(c, a, m)) return 0;
     for (int q = 0; q < nn; q++)
@@ -297,7 +297,7 @@ static void merge_recompute(plan_ctx *c) {
         if (f.bad) continue;
         int small = 1;
         for (int q = 0; q < nn && small; q++)
-            if (inl[q] && g->nodes[q].outs[0] >= 0 && !prologue_small(c, inl, g->nodes[q].outs[0])) small = 0;
+            if (inl[q] && g->nodes[q].outs[0] >= 0 && !prologue_small(c, inl, g->nodes[q].outs[0], 2)) small = 0;
         if (!small) continue;
         for (int q = 0; q < nn; q++)
             if (inl[q]) {

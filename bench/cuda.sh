@@ -102,6 +102,6 @@ for lv in levels + ["all"]:
     print("%-5s %8d %9d %12s %14s  %s" % (lv, len(ps), len([p for p in ps if p["status"] == "verified"]),
           fmt(gm([p.get("speedup_eager") for p in ok])), fmt(gm([p.get("speedup_compile") for p in ok])),
           ", ".join("%s %d" % kv for kv in sorted(st.items()))))
-print("total wall time: %dm%02ds" % (wall // 60, wall % 60))
+print("total wall time: %dm%02ds; KFORGE_GPU_SCALE=%s" % (wall // 60, wall % 60, os.environ.get("KFORGE_GPU_SCALE", "1")))
 PY
 exit $status

@@ -610,7 +610,7 @@ static void ew_init(kf_arena *a, void *u) {
 
 static void test_gpu_kir_kernels(void) {
     NEED_GPU();
-    enum { N = 100003, R = 300, C = 777, MM = 96, MN = 64, MK = 37 };
+    enum { N = 100003, R = 100, C = 777, MM = 96, MN = 64, MK = 37 }; /* every read of x below N */
     kir_kernel *ks[3] = {k_ew(N), k_center(R, C), k_mm(MM, MN, MK)};
     tprog t;
     tp_init(&t);

@@ -1,8 +1,11 @@
+import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-BATCH = 16384
+# KFORGE_GPU_SCALE (default 1) shrinks the batch for quick runs (bench/cuda.sh prints it).
+SCALE = float(os.environ.get("KFORGE_GPU_SCALE", "1"))
+BATCH = max(1, int(16384 * SCALE))
 DIM = 16384
 
 

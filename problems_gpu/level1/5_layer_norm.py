@@ -1,7 +1,10 @@
+import os
 import torch
 import torch.nn as nn
 
-BATCH = 64
+# KFORGE_GPU_SCALE (default 1) shrinks the batch for quick runs (bench/cuda.sh prints it).
+SCALE = float(os.environ.get("KFORGE_GPU_SCALE", "1"))
+BATCH = max(1, int(64 * SCALE))
 SEQ_LEN = 1024
 HIDDEN = 4096
 

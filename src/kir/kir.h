@@ -5,7 +5,8 @@
  * and assignments, ifs, barriers. Expressions: integer and float constants, variables, loads,
  * unary and binary ops, select, cast. Shapes are baked in as constants (kernels are
  * specialised to the problem's shapes). All nodes live in the kernel's arena and are freed
- * with it. Renderers: kir_render_c (this issue), CUDA/OpenCL/Metal later.
+ * with it. Renderers: kir_render_c (C with OpenMP), kir_render_cuda (CUDA C for NVRTC);
+ * OpenCL/Metal later.
  *
  * Loop semantics: for (v = lo; v < hi; v += step). KIR_LOOP_PARALLEL loops are independent
  * iterations (the C renderer emits an OpenMP parallel for over the outermost run of them,

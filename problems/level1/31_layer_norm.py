@@ -1,7 +1,7 @@
 import torch
 import torch.nn as nn
 
-BATCH = 32
+BATCH = 64
 SEQ_LEN = 256
 HIDDEN = 768
 

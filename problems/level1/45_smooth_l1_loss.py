@@ -2,7 +2,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-BATCH = 256
+BATCH = 512
 DIM = 16384
 BETA = 0.5
 

@@ -310,7 +310,7 @@ static void test_eval_subst(void) {
     kir_kernel_free(k);
 }
 
-typedef void (*un_fn)(float *, const float *);
+typedef void (*un_fn)(float *, const float *, const float *);
 
 static void test_vector_math(void) {
     enum { NM = 4099 };
@@ -331,11 +331,14 @@ static void test_vector_math(void) {
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
         kir_kernel *k = kir_kernel_new("vm");
         int yb = kir_add_buf(k, "y", KF_F32, 1), xb = kir_add_buf(k, "x", KF_F32, 0);
+        int zb = kir_add_buf(k, "z", KF_F32, 0);
         int vi = kir_add_var(k, "i", KIR_T_I64);
         kir_stmt *l = kir_for(k, vi, kir_int(k, 0), kir_int(k, NM), 1, KIR_LOOP_VECTOR);
         kir_append(k, k->body, l);
         kir_append(k, l, kir_store(k, yb, kir_var(k, vi), kir_un(k, ops[o], kir_load(k, xb, kir_var(k, vi)))));
-        KF_CHECK_EQ_INT(kir_sched_vector_math(k), 1);
+        KF_CHECK(kir_sched_has_vector_math(k));
+        KF_CHECK_EQ_INT(kir_sched_vector_math(k, o % 2 ? zb : -1), 1);
+        KF_CHECK(!kir_sched_has_vector_math(k));
         void *h = NULL;
         char *src = NULL;
         un_fn f = (un_fn)build(k, &h, &src);
@@ -348,7 +351,12 @@ static void test_vector_math(void) {
             continue;
         }
         const float *in = (ops[o] == KIR_LOG || ops[o] == KIR_LOG1P) ? xl : x;
-        f(y, in);
+        double tv[64];
+        float table[64];
+        int nt = kir_sched_math_consts(tv, 64);
+        KF_CHECK(nt > 0 && nt <= 64);
+        for (int i = 0; i < nt && i < 64; i++) table[i] = (float)tv[i];
+        f(y, in, table);
         int bad = 0;
         for (int i = 0; i < NM; i++) {
             double v = in[i], ref;

@@ -141,6 +141,12 @@ struct kf_fexpr {
     void *user;
     kf_err *err;
     int rc;                        /* first failure */
+    /* Row-wise loops (two_d = 1): the group's flat index is variable root_var = row_base +
+     * col, row_base (variable row_var) a multiple of W, col (variable col_var) in [0, W):
+     * broadcast operands of nodes whose last dim is W are indexed as bcast(row_base) (+ col
+     * when the operand's last dim is W too), so their loads stay affine in col. */
+    int two_d, root_var, row_var, col_var;
+    int64_t W;
 };
 kir_expr *kf_fexpr_elem(kf_fexpr *x, int v, kir_expr *idx);
 /* Elementwise node's output element at idx (flat index into its output). Operands that are not
@@ -172,6 +178,7 @@ typedef struct kf_fl {
     int gi;                       /* group being lowered */
     int self_read;                /* the builder read one of its anchor's outputs */
     int n_scratch;
+    int zero_pbuf;                /* one float of 0.0 for the vector math, or -1 */
     kf_err *err;
 } kf_fl;
 

@@ -91,13 +91,22 @@ kir_expr *kf_fexpr_ew(kf_fexpr *x, int node, kir_expr *idx, kir_stmt *parent) {
     w.g = x->g;
     w.n = n;
     const kf_tdesc *od = &x->g->values[n->outs[0]].desc;
+    int rows = x->two_d && idx->kind == KIR_E_VAR && idx->var == x->root_var && od->ndim >= 1 &&
+               od->shape[od->ndim - 1] == x->W;
     kir_expr *ins[4] = {NULL, NULL, NULL, NULL};
     for (int j = 0; j < info.n_operands; j++) {
         if (info.tensor[j] == -2) continue;
         kir_expr *e;
         if (info.tensor[j] >= 0) {
             const kf_tdesc *d = &x->g->values[info.tensor[j]].desc;
-            kir_expr *bi = kf_lw_bcast_index(&w, idx, od->shape, od->ndim, d);
+            kir_expr *bi;
+            if (rows && kf_tdesc_numel(d) != kf_tdesc_numel(od)) {
+                bi = kf_lw_bcast_index(&w, kir_var(k, x->row_var), od->shape, od->ndim, d);
+                if (d->ndim >= 1 && d->shape[d->ndim - 1] == x->W && x->W > 1)
+                    bi = kir_add(k, bi, kir_var(k, x->col_var));
+            } else {
+                bi = kf_lw_bcast_index(&w, idx, od->shape, od->ndim, d);
+            }
             e = kf_fexpr_elem(x, info.tensor[j], bi);
             if (!e) return NULL;
             e = kf_lw_cvt(k, info.type[j], e);

@@ -67,11 +67,57 @@ int kf_fl_kernel_begin(kf_fl *c, kf_err *err) {
     return 0;
 }
 
-static void apply_sched(kir_kernel *k, const kf_gsched *s) {
+/* The vector math's constant table (kir_sched_vector_math) in a scratch buffer, written by a
+ * small kernel before its first use. */
+static int zero_pbuf(kf_fl *c) {
+    if (c->zero_pbuf >= 0) return c->zero_pbuf;
+    double v[64];
+    int n = kir_sched_math_consts(v, 64);
+    int pb = kf_fl_scratch(c, KF_F32, n);
+    if (pb < 0) return -1;
+    kir_kernel *saved = c->k;
+    int *kb_saved = malloc(sizeof *kb_saved * (size_t)(c->p->n_bufs + 1));
+    int *kp_saved = malloc(sizeof *kp_saved * (size_t)(c->p->n_bufs + 1));
+    if (!kb_saved || !kp_saved) {
+        free(kb_saved);
+        free(kp_saved);
+        return -1;
+    }
+    memcpy(kb_saved, c->kbuf, sizeof *kb_saved * (size_t)c->p->n_bufs);
+    memcpy(kp_saved, c->kbuf_pbuf, sizeof *kp_saved * (size_t)c->p->n_bufs);
+    kir_kernel *k = kir_kernel_new("kconsts");
+    int rc = k ? 0 : -1;
+    if (!rc) {
+        c->k = k;
+        for (int b = 0; b < c->p->n_bufs; b++) c->kbuf[b] = -1;
+        int kb = kf_fl_kbuf(c, pb, 1);
+        for (int i = 0; i < n; i++) kir_append(k, k->body, kir_store(k, kb, kir_int(k, i), kir_flt(k, v[i], KIR_T_F32)));
+        kf_gsched s;
+        kf_gsched_default(&s);
+        s.vec = 0;
+        s.parallel = 0;
+        kf_err e;
+        rc = kf_fl_kernel_end(c, &s, &e);
+    }
+    c->k = saved;
+    memcpy(c->kbuf, kb_saved, sizeof *kb_saved * (size_t)c->p->n_bufs);
+    memcpy(c->kbuf_pbuf, kp_saved, sizeof *kp_saved * (size_t)c->p->n_bufs);
+    free(kb_saved);
+    free(kp_saved);
+    if (rc) return -1;
+    c->zero_pbuf = pb;
+    return pb;
+}
+
+static void apply_sched(kf_fl *c, kir_kernel *k, const kf_gsched *s) {
     if (!s) return;
     if (!s->parallel) kir_sched_serialize(k);
     if (s->vec == 1 || s->vec == 2) kir_sched_auto_vector(k, s->chunk > 0 ? s->chunk : 1024);
-    if (s->vec >= 2) kir_sched_vector_math(k);
+    if (s->vec >= 2 && kir_sched_has_vector_math(k)) {
+        int pb = zero_pbuf(c);
+        int kb = pb >= 0 ? kf_fl_kbuf(c, pb, 0) : -1;
+        kir_sched_vector_math(k, kb);
+    }
 }
 
 int kf_fl_kernel_end(kf_fl *c, const kf_gsched *s, kf_err *err) {
@@ -83,7 +129,9 @@ int kf_fl_kernel_end(kf_fl *c, const kf_gsched *s, kf_err *err) {
         return kf_fail(err, strcmp(why, "out of memory") == 0 ? KF_E_NOMEM : KF_E_INTERNAL,
                        "fusion: kernel IR: %s", why);
     }
-    apply_sched(k, s);
+    c->k = k;
+    apply_sched(c, k, s);
+    c->k = NULL;
     if (c->n_kernels == c->cap_kernels) {
         int cap = c->cap_kernels ? c->cap_kernels * 2 : 16;
         kir_kernel **nk = realloc(c->kernels, sizeof *nk * (size_t)cap);
@@ -205,11 +253,32 @@ int kf_fl_ew_loop(kf_fl *c, int gi, int seed_buf, int bias, const kf_tdesc *bias
     int rc = kf_fl_kernel_begin(c, err);
     if (rc) return rc;
     kir_kernel *k = c->k;
-    int i = kir_add_var(k, "i", KIR_T_I64);
-    kir_stmt *loop = kir_for(k, i, kir_int(k, 0), kir_int(k, gr->numel), 1, KIR_LOOP_PARALLEL);
-    kir_append(k, k->body, loop);
     kf_fexpr x;
     kf_fl_fexpr(c, &x);
+    /* rows of the last dim when it is long enough to vectorise: broadcast operands then index
+     * per row (see kf_fexpr) instead of dividing the flat index per element */
+    int root = gr->anchor >= 0 ? c->g->nodes[gr->anchor].outs[0] : c->g->nodes[gr->nodes[gr->n_nodes - 1]].outs[0];
+    const kf_tdesc *rd = &c->g->values[root].desc;
+    int64_t W = rd->ndim >= 1 ? rd->shape[rd->ndim - 1] : 1;
+    int i = kir_add_var(k, "i", KIR_T_I64);
+    kir_stmt *loop;
+    if (W >= 16 && gr->numel % W == 0 && gr->numel / W >= 1) {
+        int r = kir_add_var(k, "r", KIR_T_I64), rb = kir_add_var(k, "rb", KIR_T_I64), col = kir_add_var(k, "c", KIR_T_I64);
+        kir_stmt *rl = kir_for(k, r, kir_int(k, 0), kir_int(k, gr->numel / W), 1, KIR_LOOP_PARALLEL);
+        kir_append(k, k->body, rl);
+        kir_append(k, rl, kir_decl(k, rb, kir_mul(k, kir_var(k, r), kir_int(k, W))));
+        loop = kir_for(k, col, kir_int(k, 0), kir_int(k, W), 1, KIR_LOOP_VECTOR);
+        kir_append(k, rl, loop);
+        kir_append(k, loop, kir_decl(k, i, kir_add(k, kir_var(k, rb), kir_var(k, col))));
+        x.two_d = 1;
+        x.root_var = i;
+        x.row_var = rb;
+        x.col_var = col;
+        x.W = W;
+    } else {
+        loop = kir_for(k, i, kir_int(k, 0), kir_int(k, gr->numel), 1, KIR_LOOP_PARALLEL);
+        kir_append(k, k->body, loop);
+    }
     if (seed_buf >= 0 && gr->anchor >= 0) {
         int a = c->g->nodes[gr->anchor].outs[0];
         int src = kf_fl_kbuf(c, seed_buf, 0);
@@ -219,8 +288,14 @@ int kf_fl_ew_loop(kf_fl *c, int gi, int seed_buf, int bias, const kf_tdesc *bias
             memset(&w, 0, sizeof w);
             w.k = k;
             const kf_tdesc *od = &c->g->values[a].desc;
-            kir_expr *bi = kf_lw_bcast_index(&w, kir_var(k, i), od->shape, od->ndim,
-                                              bias_desc ? bias_desc : &c->g->values[bias].desc);
+            const kf_tdesc *bd = bias_desc ? bias_desc : &c->g->values[bias].desc;
+            kir_expr *bi;
+            if (x.two_d && od->ndim >= 1 && od->shape[od->ndim - 1] == x.W) {
+                bi = kf_lw_bcast_index(&w, kir_var(k, x.row_var), od->shape, od->ndim, bd);
+                if (bd->ndim >= 1 && bd->shape[bd->ndim - 1] == x.W) bi = kir_add(k, bi, kir_var(k, x.col_var));
+            } else {
+                bi = kf_lw_bcast_index(&w, kir_var(k, i), od->shape, od->ndim, bd);
+            }
             kir_expr *b = kf_fexpr_elem(&x, bias, bi);
             if (b) {
                 b = kf_lw_cvt(k, y->type, b);
@@ -487,6 +562,7 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
     c.p = out;
     c.err = err;
     c.gi = -1;
+    c.zero_pbuf = -1;
     int nv = g->n_values, nn = g->n_nodes;
     c.val_buf = malloc(sizeof *c.val_buf * (size_t)(nv + 1));
     c.local = malloc(sizeof *c.local * (size_t)(nv + 1));

@@ -80,11 +80,46 @@ bad:
     return KF_E_INVALID;
 }
 
+/* 1 if group i's implementation calls the vendor gemm (its own thread pool). */
+static int uses_blas(const kf_gsched *s) { return s->impl == KF_IMPL_LIB || s->impl == KF_IMPL_IM2COL; }
+
+/* OpenBLAS runs its own threads; OpenMP's idle workers spin after each parallel region (and
+ * OpenBLAS's after each call), so a program that alternates the two fights itself for the
+ * cores. The default avoids the mix: when the library gemms are a small part of the work they
+ * become generated loops, else the generated kernels run on one thread beside them. The
+ * other side of each choice stays in the neighbourhood for the search to measure. */
+static void avoid_pool_mix(const kf_search_space *sp, int plan, kf_gsched *s) {
+    const kf_fplan *p = &sp->plans[plan];
+    double lib = 0, other = 0;
+    int any_lib = 0, any_par = 0;
+    for (int i = 0; i < p->n_groups; i++) {
+        double w = p->groups[i].flops + p->groups[i].bytes;
+        if (uses_blas(&s[i])) {
+            lib += w;
+            any_lib = 1;
+        } else {
+            other += w;
+        }
+        any_par |= s[i].parallel;   /* a library group's epilogue kernel is threaded too */
+    }
+    if (!any_lib || !any_par) return;
+    if (lib < 0.05 * (lib + other)) {
+        for (int i = 0; i < p->n_groups; i++)
+            if (s[i].impl == KF_IMPL_LIB && kf_fuse_impl_ok(sp->g, p, i, KF_IMPL_KIR) && p->groups[i].flops < 2e7)
+                s[i].impl = KF_IMPL_KIR;
+        int still = 0;
+        for (int i = 0; i < p->n_groups; i++) still |= uses_blas(&s[i]);
+        if (!still) return;
+    }
+    for (int i = 0; i < p->n_groups; i++) s[i].parallel = 0;
+}
+
 kf_gsched *kf_search_default(const kf_search_space *sp, int plan) {
     const kf_fplan *p = &sp->plans[plan];
     kf_gsched *s = calloc((size_t)p->n_groups + 1, sizeof *s);
     if (!s) return NULL;
     for (int i = 0; i < p->n_groups; i++) kf_gsched_auto(sp->g, p, i, &s[i]);
+    avoid_pool_mix(sp, plan, s);
     return s;
 }
 
@@ -176,7 +211,26 @@ int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, 
             s[gi] = keep;
         }
     }
-    /* 2. threads on or off for groups of moderate size */
+    /* 2. every generated kernel threaded, or none (beside library gemms) */
+    if (!rc) {
+        int any_lib = 0, n_par = 0, n_kir = ng;
+        for (int i = 0; i < ng; i++) {
+            if (uses_blas(&s[i])) any_lib = 1;
+            n_par += s[i].parallel != 0;
+        }
+        if (any_lib) {
+            kf_gsched *t = malloc(sizeof *t * (size_t)(ng + 1));
+            if (!t) rc = KF_E_NOMEM;
+            for (int v = 0; v < 2 && !rc; v++) {
+                if ((v == 0 && n_par == n_kir) || (v == 1 && n_par == 0)) continue;
+                memcpy(t, s, sizeof *t * (size_t)ng);
+                for (int i = 0; i < ng; i++) t[i].parallel = v == 0;
+                rc = push_key(&l, sp, plan, t);
+            }
+            free(t);
+        }
+    }
+    /* 3. threads on or off for groups of moderate size */
     for (int t = 0; t < top && !rc; t++) {
         int gi = order[t];
         const kf_fgroup *gr = &p->groups[gi];
@@ -186,7 +240,7 @@ int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, 
         rc = push_key(&l, sp, plan, s);
         s[gi] = keep;
     }
-    /* 3. chunk size and vectorisation of big loops */
+    /* 4. chunk size and vectorisation of big loops */
     for (int t = 0; t < top && !rc && minor; t++) {
         int gi = order[t];
         const kf_fgroup *gr = &p->groups[gi];

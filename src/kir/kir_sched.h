@@ -52,10 +52,16 @@ int kir_sched_vectorize(kir_kernel *k, kir_stmt *loop);
  * 2 * chunk iterations is split into parallel chunks of `chunk` with a vector inner loop.
  * Returns the number of loops vectorised (>= 0) or a negative error. */
 int kir_sched_auto_vector(kir_kernel *k, int64_t chunk);
-/* Rewrites float32 exp, expm1, sigmoid, tanh and erf inside vector loops into arithmetic the
- * C compiler can vectorise (kir_sched_math.c says how, and how accurate). Returns how many
- * calls were rewritten, or a negative error. */
-int kir_sched_vector_math(kir_kernel *k);
+/* Rewrites float32 exp, expm1, sigmoid, tanh, erf, log and log1p inside vector loops into
+ * arithmetic the C compiler can vectorise (kir_sched_math.c says how, and how accurate).
+ * const_buf: a float32 buffer of k holding kir_sched_math_consts' table at run time (keeps
+ * the compiler from specialising on constants, which blocks vectorisation), or -1. Returns
+ * how many calls were rewritten, or a negative error. */
+int kir_sched_vector_math(kir_kernel *k, int const_buf);
+/* The constant table (up to max values into out); returns its length. */
+int kir_sched_math_consts(double *out, int max);
+/* 1 if k has such calls inside vector loops. */
+int kir_sched_has_vector_math(const kir_kernel *k);
 /* Turn every parallel loop serial (for tiny kernels where threads cost more than they save). */
 int kir_sched_serialize(kir_kernel *k);
 /* Parallelise the outermost loop when its iterations are independent (no outer variable

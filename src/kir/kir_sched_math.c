@@ -8,18 +8,56 @@
  *  - sigmoid(x) = 1 / (1 + exp(-x)); tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|);
  *  - erf(x): Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7); expm1(x) = exp(x) - 1;
  *  - log(x): scaling into [sqrt(1/2), sqrt(2)) and an atanh series; log1p(x) = log(1 + x).
+ * Constants chosen by selects are loaded from a table the caller provides (see Z below);
+ * without one (-1) they are plain literals.
  * Errors stay far inside kforge's float32 tolerance (1e-4); NaN and infinities come out
  * where libm gives them. Intermediate values are bound to locals declared just before the
  * statement using them; an argument that reads memory inside a select branch or the right
  * side of && / || is left alone (evaluating it early could read out of bounds). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "kir/kir_int.h"
 #include "kir/kir_sched.h"
 
-typedef struct mx { kir_kernel *k; kir_stmt *pre; int n; } mx;
+typedef struct mx {
+    kir_kernel *k;
+    kir_stmt *pre;       /* where locals of the statement being rewritten go */
+    kir_stmt *cpre;      /* where the table's constants go: before the vector loop */
+    int cvar[32];        /* table index -> local holding it, or -1 */
+    int n;
+    int zbuf;
+} mx;
 
 static kir_expr *F(mx *m, double c) { return kir_flt(m->k, c, KIR_T_F32); }
+
+/* Constants that selects choose between are read from a table in memory (zero_buf is in fact
+ * that table, see kir_sched_math_consts) instead of written as literals: the compiler would
+ * otherwise specialise the code after each select on the constant, duplicating the following
+ * arithmetic into branches, which keeps the loop from vectorising. */
+static const double kir_math_consts[] = {
+    -87.3, 89.0, 0.0, 1.0, 2.0, 4.0, 16.0, 256.0, 65536.0, 4294967296.0, 18446744073709551616.0,
+    -INFINITY, NAN, INFINITY,
+};
+#define KIR_NCONST ((int)(sizeof kir_math_consts / sizeof kir_math_consts[0]))
+
+int kir_sched_math_consts(double *out, int max) {
+    for (int i = 0; i < KIR_NCONST && i < max; i++) out[i] = kir_math_consts[i];
+    return KIR_NCONST;
+}
+
+static kir_expr *Z(mx *m, double c) {
+    if (m->zbuf < 0 || !m->cpre) return F(m, c);
+    for (int i = 0; i < KIR_NCONST && i < 32; i++) {
+        if (!(kir_math_consts[i] == c || (isnan(c) && isnan(kir_math_consts[i])))) continue;
+        if (m->cvar[i] < 0) {
+            m->cvar[i] = kir_add_var(m->k, "vc", KIR_T_F32);
+            kir_append(m->k, m->cpre, kir_decl(m->k, m->cvar[i], kir_load(m->k, m->zbuf, kir_int(m->k, i))));
+        }
+        return kir_var(m->k, m->cvar[i]);
+    }
+    return F(m, c);
+}
 
 /* Binds e to a new local declared in m->pre; returns the variable id. */
 static int bind(mx *m, kir_expr *e) {
@@ -42,8 +80,8 @@ static kir_expr *rnd(mx *m, kir_expr *v) {
 
 static int v_exp(mx *m, int x) {
     kir_kernel *k = m->k;
-    int lo = bind(m, sel(m, B(m, KIR_LT, V(m, x), F(m, -87.3)), F(m, -87.3), V(m, x)));
-    int xc = bind(m, sel(m, B(m, KIR_GT, V(m, lo), F(m, 89.0)), F(m, 89.0), V(m, lo)));
+    int lo = bind(m, sel(m, B(m, KIR_LT, V(m, x), F(m, -87.3)), Z(m, -87.3), V(m, x)));
+    int xc = bind(m, sel(m, B(m, KIR_GT, V(m, lo), F(m, 89.0)), Z(m, 89.0), V(m, lo)));
     int n = bind(m, rnd(m, B(m, KIR_MUL, V(m, xc), F(m, 1.4426950408889634))));
     int r = bind(m, B(m, KIR_SUB, B(m, KIR_SUB, V(m, xc), B(m, KIR_MUL, V(m, n), F(m, 0.693359375))),
                       B(m, KIR_MUL, V(m, n), F(m, -2.12194440e-4))));
@@ -59,7 +97,7 @@ static int v_exp(mx *m, int x) {
         kir_expr *bit = B(m, KIR_NE, B(m, KIR_MOD, B(m, KIR_DIV, V(m, hi), I32(m, (int64_t)1 << i)), I32(m, 2)), I32(m, 0));
         double f = 1.0;
         for (int j = 0; j < (1 << i); j++) f *= 2.0;
-        q = bind(m, B(m, KIR_MUL, V(m, q), sel(m, bit, F(m, f), F(m, 1.0))));
+        q = bind(m, B(m, KIR_MUL, V(m, q), sel(m, bit, Z(m, f), Z(m, 1.0))));
     }
     /* a = 2h or 2h + 1 */
     int qq = bind(m, B(m, KIR_MUL, V(m, q), F(m, 2.0)));
@@ -68,7 +106,7 @@ static int v_exp(mx *m, int x) {
     int pos = bind(m, B(m, KIR_MUL, B(m, KIR_MUL, V(m, pv), V(m, q)), V(m, q2)));
     int neg = bind(m, B(m, KIR_DIV, B(m, KIR_DIV, V(m, pv), V(m, q)), V(m, q2)));
     int res = bind(m, sel(m, B(m, KIR_LT, V(m, n), F(m, 0.0)), V(m, neg), V(m, pos)));
-    return bind(m, sel(m, B(m, KIR_LT, V(m, x), F(m, -87.3)), F(m, 0.0), V(m, res)));
+    return bind(m, sel(m, B(m, KIR_LT, V(m, x), F(m, -87.3)), Z(m, 0.0), V(m, res)));
 }
 
 /* log(v) for v > 0: v = y * 2^k with y in [sqrt(1/2), sqrt(2)) found by halving and doubling
@@ -113,9 +151,9 @@ static int v_log(mx *m, int x) {
     int zero = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_EQ, V(m, x), F(m, 0.0))));
     int neg = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, x), F(m, 0.0))));
     int inf = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_EQ, V(m, x), F(m, INFINITY))));
-    int r1 = bind(m, sel(m, V(m, zero), F(m, -INFINITY), V(m, lg)));
-    int r2 = bind(m, sel(m, V(m, neg), F(m, NAN), V(m, r1)));
-    return bind(m, sel(m, V(m, inf), F(m, INFINITY), V(m, r2)));
+    int r1 = bind(m, sel(m, V(m, zero), Z(m, -INFINITY), V(m, lg)));
+    int r2 = bind(m, sel(m, V(m, neg), Z(m, NAN), V(m, r1)));
+    return bind(m, sel(m, V(m, inf), Z(m, INFINITY), V(m, r2)));
 }
 
 static kir_expr *v_math(mx *m, int op, kir_expr *arg) {
@@ -212,6 +250,7 @@ static void rewrite_list(mx *m, kir_stmt ***list, int *n, int *cap) {
         if (stmt_targets(s) && s->kind != KIR_S_FOR) {
             kir_stmt *saved = m->pre;
             m->pre = out;
+
             s->idx = rewrite(m, s->idx, 0);
             s->val = rewrite(m, s->val, 0);
             s->cond = rewrite(m, s->cond, 0);
@@ -229,20 +268,61 @@ static void rewrite_list(mx *m, kir_stmt ***list, int *n, int *cap) {
     *cap = out->cap_body;
 }
 
-static int walk(mx *m, kir_stmt *s) {
-    if (!s) return 0;
-    if (s->kind == KIR_S_FOR && s->loop == KIR_LOOP_VECTOR) {
-        rewrite_list(m, &s->body, &s->n_body, &s->cap_body);
-        return 0;
+static int list_targets(kir_stmt *const *l, int n) {
+    int c = 0;
+    for (int i = 0; i < n; i++) {
+        c += stmt_targets(l[i]);
+        c += list_targets(l[i]->body, l[i]->n_body) + list_targets(l[i]->els, l[i]->n_els);
     }
-    for (int i = 0; i < s->n_body; i++) walk(m, s->body[i]);
-    for (int i = 0; i < s->n_els; i++) walk(m, s->els[i]);
+    return c;
+}
+
+static int has_targets_in_vector(const kir_stmt *s, int in_vec) {
+    if (!s) return 0;
+    if (s->kind == KIR_S_FOR && s->loop == KIR_LOOP_VECTOR) in_vec = 1;
+    if (in_vec && (stmt_targets(s) || list_targets(s->body, s->n_body) || list_targets(s->els, s->n_els))) return 1;
+    for (int i = 0; i < s->n_body; i++)
+        if (has_targets_in_vector(s->body[i], in_vec)) return 1;
+    for (int i = 0; i < s->n_els; i++)
+        if (has_targets_in_vector(s->els[i], in_vec)) return 1;
     return 0;
 }
 
-int kir_sched_vector_math(kir_kernel *k) {
-    mx m = {k, NULL, 0};
-    walk(&m, k->body);
+/* Rewrites the vector loops under a list; the table's constants for a vector loop are
+ * declared right before it (loop-invariant locals). */
+static void walk_list(mx *m, kir_stmt ***list, int *n, int *cap) {
+    kir_kernel *k = m->k;
+    kir_stmt *out = kir_block(k);
+    if (!out) return;
+    for (int i = 0; i < *n; i++) {
+        kir_stmt *s = (*list)[i];
+        if (s->kind == KIR_S_FOR && s->loop == KIR_LOOP_VECTOR) {
+            m->cpre = out;
+            for (int c = 0; c < 32; c++) m->cvar[c] = -1;
+            rewrite_list(m, &s->body, &s->n_body, &s->cap_body);
+            m->cpre = NULL;
+        } else {
+            walk_list(m, &s->body, &s->n_body, &s->cap_body);
+            walk_list(m, &s->els, &s->n_els, &s->cap_els);
+        }
+        kir_append(k, out, s);
+    }
+    if (kir_failure(k)) return;
+    *list = out->body;
+    *n = out->n_body;
+    *cap = out->cap_body;
+}
+
+int kir_sched_has_vector_math(const kir_kernel *k) {
+    return has_targets_in_vector(k->body, 0);
+}
+
+int kir_sched_vector_math(kir_kernel *k, int zero_buf) {
+    mx m;
+    memset(&m, 0, sizeof m);
+    m.k = k;
+    m.zbuf = zero_buf;
+    walk_list(&m, &k->body->body, &k->body->n_body, &k->body->cap_body);
     if (kir_failure(k)) return KF_E_NOMEM;
     return m.n;
 }

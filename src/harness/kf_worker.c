@@ -304,7 +304,7 @@ int kf_worker_start(kf_worker *w, const kf_target_ops *t, const kf_program *p, c
     w->rss_cap = base_rss + (long long)kf_arena_bytes(a) + flush + lim->mem_limit;
     /* Address space: what the child inherits, plus the limit, the flush buffer, and room for
      * libraries, thread stacks and per-thread malloc arenas. */
-    w->as_limit = base_vm + lim->mem_limit + flush + 256 * KF_MIB + threads * 80 * KF_MIB;
+    w->as_limit = t->unlimited_address_space ? 0 : base_vm + lim->mem_limit + flush + 256 * KF_MIB + threads * 80 * KF_MIB;
     fflush(NULL);
     pid_t parent = getpid();
     pid_t pid = fork();

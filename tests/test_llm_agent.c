@@ -732,7 +732,7 @@ static void test_agent_from_spec(void) {
     kf_llm_agent_opts o;
     kf_llm_agent_opts_default(&o);
     o.max_attempts = 3;
-    kf_agent_spec_opts so = {&o};
+    kf_agent_spec_opts so = {&o, NULL};
     KF_CHECK_EQ_INT(kf_agent_from_spec("llm:openai:gpt-4.1?price_in=2&price_out=8", &so, &a, &err), 0);
     if (a) {
         KF_CHECK_STR(a->name, "llm:openai:gpt-4.1");

@@ -9,12 +9,24 @@ hello, load, graph, case, time, quit. Every reply has "ok"; failures have "error
 syntax error), no_model (Model/get_inputs/get_init_inputs missing), raised (the problem's code
 raised), bad_problem (inputs or outputs kforge cannot handle), device (device absent),
 capture (graph capture failed or disagrees with the module), unavailable (no torch.compile),
-compile (torch.compile failed), io (a file could not be written), internal.
+compile (torch.compile failed), f64_unavailable (no float64 reference for this model),
+io (a file could not be written), internal.
+
+case takes an optional "reference": "f32" (default) or "f64". With "f64" the inputs are the
+very same draw as the f32 case of that seed and dist (bit for bit: same seeding, same redraw),
+and "out.M" come from a float64 copy of the model (copy.deepcopy(model).double(), made once
+per load and reused) run on those inputs upcast to float64 (integer inputs as they are), in
+the same strict precision, each output then rounded to the dtype of the model's own output.
+The harness asks for it only when a candidate failed against the float32 reference: a kernel
+more accurate than PyTorch's float32 summation can differ from it by more than the tolerance
+where sums cancel. A model that cannot run in float64 (an op without a double kernel, a
+deepcopy that fails, outputs that change count or shape) gives f64_unavailable.
 
 Works on torch 1.13 (Debian, CPU: functorch + make_fx) and torch 2.x (CPU or CUDA).
 Graph capture details: kforge_oracle_capture.py. Input distributions and precision modes:
 kforge_oracle_inputs.py. Safetensors writing: kforge_oracle_st.py."""
 
+import copy
 import importlib.util
 import os
 import platform
@@ -231,7 +243,8 @@ class Oracle:
         except BaseException as e:
             raise OracleError("raised", "moving the model to %s: %s" % (device, _exc_text(e)))
         p = Problem(path=path, module=module, model=model, device=device, seed=seed,
-                    workdir=workdir, compiled=None, compile_error=None, index=self.n_loads)
+                    workdir=workdir, compiled=None, compile_error=None, index=self.n_loads,
+                    model64=None, model64_error=None)
         inputs = self._make_inputs(p, seed)
         self.precision.set("strict")
         outputs = self._forward(model, inputs)
@@ -273,6 +286,47 @@ class Oracle:
             raise OracleError("io", "writing %s: %s" % (path, _exc_text(e)))
         return {"ok": True, "graph": g, "params_file": path}
 
+    def _model64(self, p):
+        """The float64 copy of the model, made once per load (or the reason it cannot be)."""
+        torch = self.torch
+        if p.model64_error:
+            raise OracleError("f64_unavailable", p.model64_error)
+        if p.model64 is None:
+            try:
+                m = copy.deepcopy(p.model).double()
+                for mod in m.modules():
+                    for k, v in list(vars(mod).items()):
+                        if isinstance(v, torch.Tensor) and not isinstance(v, torch.nn.Parameter) \
+                                and v.dtype.is_floating_point:
+                            setattr(mod, k, v.double())
+            except BaseException as e:
+                p.model64_error = "float64 copy of the model: %s" % _exc_text(e)
+                raise OracleError("f64_unavailable", p.model64_error)
+            p.model64 = m
+        return p.model64
+
+    def _forward64(self, p, inputs):
+        """Outputs of the float64 model on inputs (float tensors upcast), rounded to the dtypes
+        of the model's own outputs (p.outputs, from load)."""
+        torch = self.torch
+        model = self._model64(p)
+        args = [a.double() if isinstance(a, torch.Tensor) and a.dtype.is_floating_point else a
+                for a in inputs]
+        try:
+            outs = self._forward(model, args)
+        except OracleError as e:
+            raise OracleError("f64_unavailable", "float64 forward: %s" % e.message)
+        if len(outs) != len(p.outputs):
+            raise OracleError("f64_unavailable", "the float64 model returns %d outputs, not %d"
+                              % (len(outs), len(p.outputs)))
+        rounded = []
+        for i, (o, ref) in enumerate(zip(outs, p.outputs)):
+            if tuple(o.shape) != tuple(ref.shape):
+                raise OracleError("f64_unavailable", "float64 output %d has shape %s, not %s"
+                                  % (i, tuple(o.shape), tuple(ref.shape)))
+            rounded.append(o.to(dtype=ref.dtype))
+        return rounded
+
     def case(self, req):
         torch = self._need_torch()
         p = self._need_problem()
@@ -280,15 +334,21 @@ class Oracle:
         from kforge_oracle_st import write_safetensors
         seed = int(req.get("seed", 0))
         dist = req.get("dist", "default") or "default"
+        reference = req.get("reference", "f32") or "f32"
         path = req.get("file")
         if dist not in DISTS:
             raise OracleError("bad_request", "unknown dist %r" % dist)
+        if reference not in ("f32", "f64"):
+            raise OracleError("bad_request", "unknown reference %r (f32 or f64)" % reference)
         if not isinstance(path, str) or not path:
             raise OracleError("bad_request", "case needs a file")
         inputs = self._make_inputs(p, seed, dist)
         saved = [a.detach().clone() for a in inputs if isinstance(a, torch.Tensor)]
         self.precision.set("strict")
-        outputs = self._forward(p.model, inputs)
+        if reference == "f64":
+            outputs = self._forward64(p, inputs)
+        else:
+            outputs = self._forward(p.model, inputs)
         named = [("in.%d" % i, t) for i, t in enumerate(saved)]
         named += [("out.%d" % i, t) for i, t in enumerate(outputs)]
         try:

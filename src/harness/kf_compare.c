@@ -55,6 +55,7 @@ int kf_compare(const void *got, const void *ref, kf_dtype dt, long long numel, d
                double rtol, kf_mismatch *m) {
     memset(m, 0, sizeof *m);
     m->index = -1;
+    m->worst_index = -1;
     int is_float = kf_dtype_is_float(dt);
     for (long long i = 0; i < numel; i++) {
         double g = kf_elem_get(got, dt, i), r = kf_elem_get(ref, dt, i);
@@ -76,6 +77,15 @@ int kf_compare(const void *got, const void *ref, kf_dtype dt, long long numel, d
                 m->got = g;
                 m->expected = r;
                 m->tol = tol;
+            }
+            double ratio = is_float && isfinite(r) && isfinite(g) && tol > 0 ? fabs(g - r) / tol
+                                                                              : INFINITY;
+            if (m->worst_index < 0 || ratio > m->worst_ratio) {
+                m->worst_index = i;
+                m->worst_got = g;
+                m->worst_expected = r;
+                m->worst_tol = tol;
+                m->worst_ratio = ratio;
             }
             m->count++;
         }

@@ -51,6 +51,10 @@ typedef struct kf_mismatch {
     long long index;     /* flat index of the first failing element */
     long long count;     /* failing elements */
     double got, expected, tol;
+    /* the worst failing element: largest |got - ref| / tol (NaN/inf placement and integer
+     * failures count as infinitely bad; the first of those wins) */
+    long long worst_index;
+    double worst_got, worst_expected, worst_tol, worst_ratio;
 } kf_mismatch;
 
 /* Default tolerance of a dtype (1e-4 f32/f64, 1e-2 f16/bf16, 0 for integers and bool). */

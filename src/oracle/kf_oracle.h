@@ -19,6 +19,12 @@
  *      -> {"ok":true,"file":PATH}: safetensors with "in.0".."in.K" (float tensors redrawn from
  *      dist unless "default"; non-float inputs as get_inputs() made them under seed S) and
  *      "out.0".."out.M" (reference outputs in strict precision, from those inputs).
+ *      Optional "reference":"f32"|"f64" (default f32). With "f64" the inputs are the same draw,
+ *      bit for bit, as the f32 case of that seed and dist, and "out.M" are computed by a float64
+ *      copy of the model (copy.deepcopy(model).double(), made once per load) on those inputs
+ *      upcast to float64 (integer inputs as they are), strict precision, then rounded to each
+ *      output's own dtype. A model that cannot run in float64 -> {"ok":false,
+ *      "error":"f64_unavailable",..}.
  *  {"cmd":"time","mode":"eager"|"compile","seed":S,"runs":N,"warmup":W,"flush_bytes":B}
  *      -> {"ok":true,"times_ms":[..N..]} or {"ok":false,"error":"unavailable",..} for compile
  *      where this torch has no torch.compile. Each timed run is preceded by a write of a
@@ -75,6 +81,13 @@ int kf_oracle_load(kf_oracle *o, const char *problem_path, unsigned long long se
 int kf_oracle_graph(kf_oracle *o, kf_graph *g, char **params_file, kf_err *err);
 int kf_oracle_case(kf_oracle *o, unsigned long long seed, const char *dist, const char *file,
                    kf_err *err);
+/* The case verb with its "reference" field: "f32" (what kf_oracle_case asks for) or "f64" (the
+ * same inputs, outputs of the float64 model rounded to the outputs' dtypes; see above). The
+ * harness asks for f64 only after a candidate failed against f32 on that trial. Returns
+ * KF_E_UNAVAILABLE ("f64_unavailable: <why>") where the model cannot run in float64,
+ * KF_E_ORACLE for other failures. */
+int kf_oracle_case_ref(kf_oracle *o, unsigned long long seed, const char *dist,
+                       const char *reference, const char *file, kf_err *err);
 /* Times in strict precision (TF32 off). Returns KF_E_UNAVAILABLE for mode "compile" where this
  * torch has no torch.compile, KF_E_ORACLE for other failures ("<kind>: <message>"). */
 int kf_oracle_time(kf_oracle *o, const char *mode, unsigned long long seed, int runs, int warmup,

@@ -148,11 +148,12 @@ int kf_oracle_graph(kf_oracle *o, kf_graph *g, char **params_file, kf_err *err) 
     return rc;
 }
 
-int kf_oracle_case(kf_oracle *o, unsigned long long seed, const char *dist, const char *file,
-                   kf_err *err) {
+int kf_oracle_case_ref(kf_oracle *o, unsigned long long seed, const char *dist,
+                       const char *reference, const char *file, kf_err *err) {
     cJSON *req = cJSON_CreateObject();
     if (req && (!cJSON_AddStringToObject(req, "cmd", "case") || kf_add_seed(req, "seed", seed) ||
                 !cJSON_AddStringToObject(req, "dist", dist ? dist : "default") ||
+                !cJSON_AddStringToObject(req, "reference", reference ? reference : "f32") ||
                 !cJSON_AddStringToObject(req, "file", file))) {
         cJSON_Delete(req);
         req = NULL;
@@ -160,7 +161,14 @@ int kf_oracle_case(kf_oracle *o, unsigned long long seed, const char *dist, cons
     cJSON *r;
     int rc = kf_send(o, req, &r, err);
     cJSON_Delete(r);
+    if (rc == KF_E_ORACLE && err && !strncmp(err->msg, "f64_unavailable:", 16))
+        err->code = rc = KF_E_UNAVAILABLE;
     return rc;
+}
+
+int kf_oracle_case(kf_oracle *o, unsigned long long seed, const char *dist, const char *file,
+                   kf_err *err) {
+    return kf_oracle_case_ref(o, seed, dist, "f32", file, err);
 }
 
 int kf_oracle_time_precision(kf_oracle *o, const char *mode, const char *precision,

@@ -220,6 +220,37 @@ static void test_softmax(void) {
     KF_CHECK_EQ_INT(p.n_groups, 1);
     KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 1);
     KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    /* the three-pass kernel (DIRECT) and the op builder's (KIR) agree with the naive lowering */
+    kf_gsched ss;
+    kf_gsched_auto(&g, &p, 0, &ss);
+    KF_CHECK_EQ_INT(ss.impl, KF_IMPL_DIRECT);
+    ss.impl = KF_IMPL_KIR;
+    kf_program kir;
+    kf_err err;
+    KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, &ss, "cpu", "test", &kir, &err), 0);
+    KF_CHECK(compare_with_naive(&g, &kir) < 1e-4);
+    kf_program_free(&kir);
+    done(&g, &p, &prog);
+
+    /* log-softmax over the last dim of a 3-D tensor (row shorter than the lanes: no lane pass)
+     * with a prologue (x * 0.5) and an epilogue (+ 1) */
+    static const char lsm[] =
+        "{\"inputs\":[\"x0\"],\"params\":[],\"outputs\":[\"z\"],\"values\":{"
+        T("x0", "f32", 3, 5, 37) "," T("h", "f32", 3, 5, 37) "," T("y", "f32", 3, 5, 37) "," T("z", "f32", 3, 5, 37) "},"
+        "\"nodes\":["
+        "{\"op\":\"aten.mul.Tensor\",\"outputs\":[\"h\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"},"
+        "{\"name\":\"other\",\"float\":0.5}]},"
+        "{\"op\":\"aten._log_softmax.default\",\"outputs\":[\"y\"],\"args\":[{\"name\":\"self\",\"tensor\":\"h\"},"
+        "{\"name\":\"dim\",\"int\":-1},{\"name\":\"half_to_float\",\"bool\":false}]},"
+        "{\"op\":\"aten.add.Tensor\",\"outputs\":[\"z\"],\"args\":[{\"name\":\"self\",\"tensor\":\"y\"},"
+        "{\"name\":\"other\",\"float\":1.0}]}]}";
+    if (plan_lower(lsm, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(p.n_groups, 1);
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 1);
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
     done(&g, &p, &prog);
 
     /* written out: amax, sub, exp, sum, div; exp(x - max) is recomputed, never stored */

@@ -70,7 +70,8 @@ typedef enum {
     KF_IMPL_KIR,      /* generated loops (the op builder, or the elementwise loop) */
     KF_IMPL_LIB,      /* GEMM: vendor gemm step + fused epilogue kernel */
     KF_IMPL_IM2COL,   /* CONV: im2col kernel + gemm step + fused epilogue kernel */
-    KF_IMPL_DIRECT    /* CONV: vectorised direct convolution; OP: row-folding column reduction */
+    KF_IMPL_DIRECT    /* CONV: vectorised direct convolution; OP: row-folding column reduction
+                       * or three-pass softmax */
 } kf_impl;
 
 typedef struct kf_gsched {
@@ -219,6 +220,9 @@ int kf_fl_direct_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 /* Reductions over a non-innermost dim (fuse_reduce.c): the DIRECT implementation of OP groups. */
 int kf_fl_reduce_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 int kf_fl_reduce_cols(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
+/* Last-dim softmax / log-softmax (fuse_softmax.c): also the DIRECT implementation of OP groups. */
+int kf_fl_softmax_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_softmax(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 /* A float32 convolution's attributes (aten.convolution / _convolution / convNd). */
 typedef struct kf_conv_attr {

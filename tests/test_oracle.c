@@ -1,10 +1,12 @@
 /* test_oracle.c: drives the real PyTorch oracle (python/kforge_oracle.py) through the C client:
- * hello, load, graph (ops, shapes, params file), case (seeds, distributions), time, bad
+ * hello, load, graph (ops, shapes, params file), case (seeds, distributions, the float64
+ * reference), time, bad
  * problems (the oracle survives them), a dying child, a hanging child and a missing script.
  * Runs from the repository root (tests/run_tests.sh does). Skips the torch cases when the
  * interpreter cannot import torch. */
 #include "kf_test.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -295,6 +297,81 @@ static void test_case_constant_output(void) {
     kf_st_close(&b);
 }
 
+/* The case verb's "reference":"f64": the same inputs, bit for bit, as the f32 case of that seed
+ * and dist (default and redrawn), and outputs from a float64 copy of the model, rounded to
+ * float32: on matmul_cancel.py (exact result zero by construction) they differ from
+ * PyTorch's float32 output, which misses zero by more than the tolerance, and match a double
+ * sum computed here. A model that refuses float64 gives f64_unavailable. */
+static void test_case_f64(void) {
+    if (!shared) KF_SKIP("no torch");
+    kf_oracle_info info;
+    kf_err err = {0};
+    int rc = kf_oracle_load(shared, "tests/problems/matmul_cancel.py", 1, &info, &err);
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc) return;
+    const char *dists[2] = {"default", "normal"};
+    for (int d = 0; d < 2; d++) {
+        char f1[512], f2[512];
+        tmp_path("r32.safetensors", f1, sizeof f1);
+        tmp_path("r64.safetensors", f2, sizeof f2);
+        KF_CHECK_EQ_INT(kf_oracle_case(shared, 21, dists[d], f1, &err), 0);
+        rc = kf_oracle_case_ref(shared, 21, dists[d], "f64", f2, &err);
+        KF_CHECK_MSG(rc == 0, "%s", err.msg);
+        kf_safetensors a, b;
+        if (rc || kf_st_open(f1, &a, &err)) {
+            KF_CHECK_MSG(0, "%s", err.msg);
+            return;
+        }
+        if (kf_st_open(f2, &b, &err)) {
+            KF_CHECK_MSG(0, "%s", err.msg);
+            kf_st_close(&a);
+            return;
+        }
+        const kf_st_tensor *x = kf_st_find(&a, "in.0"), *w = kf_st_find(&a, "in.1");
+        const kf_st_tensor *x2 = kf_st_find(&b, "in.0"), *w2 = kf_st_find(&b, "in.1");
+        const kf_st_tensor *o32 = kf_st_find(&a, "out.0"), *o64 = kf_st_find(&b, "out.0");
+        KF_CHECK(x && w && x2 && w2 && o32 && o64);
+        if (x && w && x2 && w2 && o32 && o64) {
+            KF_CHECK(x->nbytes == x2->nbytes && !memcmp(x->data, x2->data, x->nbytes));
+            KF_CHECK(w->nbytes == w2->nbytes && !memcmp(w->data, w2->data, w->nbytes));
+            KF_CHECK_EQ_INT(o64->desc.dtype, KF_F32);
+            KF_CHECK_EQ_INT(o64->nbytes, 32 * 32 * 4);
+            const float *xv = x->data, *wv = w->data, *r32 = o32->data, *r64 = o64->data;
+            int differ = 0, off32 = 0, off64 = 0;
+            double worst64 = 0;
+            for (int i = 0; i < 32; i++)
+                for (int j = 0; j < 32; j++) {
+                    double acc = 0;
+                    for (int k = 0; k < 2048; k++)
+                        acc += (double)xv[i * 2048 + k] * (double)wv[k * 32 + j];
+                    double e32 = fabs(r32[i * 32 + j] - acc), e64 = fabs(r64[i * 32 + j] - acc);
+                    differ += r32[i * 32 + j] != r64[i * 32 + j];
+                    off32 += e32 > 1e-4 + 1e-4 * fabs(acc);
+                    off64 += e64 > 1e-4 + 1e-4 * fabs(acc);
+                    if (e64 > worst64) worst64 = e64;
+                }
+            fprintf(stderr, "    %s: f32 and f64 outputs differ on %d of 1024 elements; out of "
+                    "tolerance of a double sum: f32 %d, f64 %d (worst f64 error %.3g)\n",
+                    dists[d], differ, off32, off64, worst64);
+            KF_CHECK(differ > 0);
+            KF_CHECK_EQ_INT(off64, 0);
+            if (d == 0) KF_CHECK(off32 > 100); /* the cancellation the problem is built for */
+        }
+        kf_st_close(&a);
+        kf_st_close(&b);
+    }
+    char f3[512];
+    tmp_path("r3.safetensors", f3, sizeof f3);
+    KF_CHECK(kf_oracle_case_ref(shared, 1, "default", "f16", f3, &err) == KF_E_ORACLE);
+    KF_CHECK_MSG(strstr(err.msg, "bad_request") != NULL, "%s", err.msg);
+    rc = kf_oracle_load(shared, "tests/problems/matmul_cancel_f32_only.py", 1, &info, &err);
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc) return;
+    KF_CHECK_EQ_INT(kf_oracle_case_ref(shared, 1, "default", "f32", f3, &err), 0);
+    KF_CHECK_EQ_INT(kf_oracle_case_ref(shared, 1, "default", "f64", f3, &err), KF_E_UNAVAILABLE);
+    KF_CHECK_MSG(strstr(err.msg, "f64_unavailable") != NULL, "%s", err.msg);
+}
+
 static void test_time(void) {
     if (!shared) KF_SKIP("no torch");
     kf_oracle_info info;
@@ -521,6 +598,7 @@ int main(void) {
     KF_RUN(test_graph_tuple_and_inplace);
     KF_RUN(test_case_relu);
     KF_RUN(test_case_constant_output);
+    KF_RUN(test_case_f64);
     KF_RUN(test_time);
     KF_RUN(test_bad_problems);
     if (shared) kf_oracle_stop(shared);

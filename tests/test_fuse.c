@@ -464,6 +464,52 @@ static void test_column_reductions(void) {
     done(&g, &p, &prog);
 }
 
+static void test_pools(void) {
+    /* relu then 2-D max pool (3x3, stride 2, padding 1, dilation 1) then tanh; a 1-D average
+     * pool (kernel 4, stride 2, padding 1) of the same input viewed as rows */
+    static const char pools[] =
+        "{\"inputs\":[\"x0\"],\"params\":[],\"outputs\":[\"t\",\"av\"],\"values\":{"
+        T("x0", "f32", 2, 3, 17, 21) "," T("r", "f32", 2, 3, 17, 21) "," T("mp", "f32", 2, 3, 9, 11) ","
+        T("t", "f32", 2, 3, 9, 11) "," T("av", "f32", 2, 3, 17, 10) "},\"nodes\":["
+        "{\"op\":\"aten.relu.default\",\"outputs\":[\"r\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"}]},"
+        "{\"op\":\"aten.max_pool2d_with_indices.default\",\"outputs\":[\"mp\",\"\"],\"args\":["
+        "{\"name\":\"self\",\"tensor\":\"r\"},{\"name\":\"kernel_size\",\"list\":[{\"int\":3},{\"int\":3}]},"
+        "{\"name\":\"stride\",\"list\":[{\"int\":2},{\"int\":2}]},{\"name\":\"padding\",\"list\":[{\"int\":1},{\"int\":1}]},"
+        "{\"name\":\"dilation\",\"list\":[{\"int\":1},{\"int\":1}]},{\"name\":\"ceil_mode\",\"bool\":false}]},"
+        "{\"op\":\"aten.tanh.default\",\"outputs\":[\"t\"],\"args\":[{\"name\":\"self\",\"tensor\":\"mp\"}]},"
+        "{\"op\":\"aten.avg_pool2d.default\",\"outputs\":[\"av\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"},"
+        "{\"name\":\"kernel_size\",\"list\":[{\"int\":1},{\"int\":4}]},{\"name\":\"stride\",\"list\":[{\"int\":1},{\"int\":2}]},"
+        "{\"name\":\"padding\",\"list\":[{\"int\":0},{\"int\":1}]},{\"name\":\"ceil_mode\",\"bool\":false},"
+        "{\"name\":\"count_include_pad\",\"bool\":true},{\"name\":\"divisor_override\",\"none\":true}]}]}";
+    kf_graph g;
+    kf_fplan p;
+    kf_program prog;
+    if (plan_lower(pools, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(p.n_groups, 2);
+    KF_CHECK_EQ_INT(group_of(&g, &p, "mp"), group_of(&g, &p, "t"));
+    KF_CHECK(p.prologue[g.values[kf_graph_find(&g, "r")].index]);
+    for (int gi = 0; gi < p.n_groups; gi++) {
+        kf_gsched s;
+        kf_gsched_auto(&g, &p, gi, &s);
+        KF_CHECK_EQ_INT(s.impl, KF_IMPL_DIRECT);
+    }
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-5);
+    kf_gsched s2[2];
+    for (int gi = 0; gi < 2; gi++) {
+        kf_gsched_auto(&g, &p, gi, &s2[gi]);
+        s2[gi].impl = KF_IMPL_KIR;
+    }
+    kf_program kir;
+    kf_err err;
+    KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, s2, "cpu", "test", &kir, &err), 0);
+    KF_CHECK(compare_with_naive(&g, &kir) < 1e-5);
+    kf_program_free(&kir);
+    done(&g, &p, &prog);
+}
+
 static void test_broadcast_rows(void) {
     /* operands broadcast along every pattern of a row-wise loop: per channel [3,1,1], per
      * column [20], per row [5,1], a scalar [1] */
@@ -586,6 +632,7 @@ int main(void) {
     KF_RUN(test_conv_variants);
     KF_RUN(test_conv_transposed);
     KF_RUN(test_column_reductions);
+    KF_RUN(test_pools);
     KF_RUN(test_broadcast_rows);
     KF_RUN(test_cell_two_outputs);
     KF_RUN(test_prologue_and_views);

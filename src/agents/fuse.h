@@ -70,8 +70,8 @@ typedef enum {
     KF_IMPL_KIR,      /* generated loops (the op builder, or the elementwise loop) */
     KF_IMPL_LIB,      /* GEMM: vendor gemm step + fused epilogue kernel */
     KF_IMPL_IM2COL,   /* CONV: im2col kernel + gemm step + fused epilogue kernel */
-    KF_IMPL_DIRECT    /* CONV: vectorised direct convolution; OP: row-folding column reduction
-                       * or three-pass softmax */
+    KF_IMPL_DIRECT    /* CONV: vectorised direct convolution; OP: row-folding column reduction,
+                       * three-pass softmax or padded pooling */
 } kf_impl;
 
 typedef struct kf_gsched {
@@ -231,6 +231,15 @@ typedef struct kf_conv_attr {
 } kf_conv_attr;
 /* 1 and *a filled when node is such a convolution with consistent shapes; 0 otherwise. */
 int kf_fl_conv_attr(const kf_graph *g, const kf_node *n, kf_conv_attr *a);
+/* The input a->x (N x Cin x I...) padded by a->pad with `fill` into a scratch buffer, the last
+ * dim stored phase by phase when a->stride of it is > 1 (position p at (p % s) * PW + p / s);
+ * IP gets the stored dims, *PW the phase length. The input's own buffer when nothing changes.
+ * Returns the program buffer or a negative error. */
+int kf_fl_pad_input(kf_fl *c, const kf_conv_attr *a, double fill, const kf_gsched *s, int64_t *IP, int64_t *PW,
+                    kf_err *err);
+/* Pooling (fuse_pool.c): the DIRECT implementation of max / average pool groups. */
+int kf_fl_pool_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_pool(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_conv_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 /* Where the gemm result of group gi goes: the anchor's storage when stored, else a stored
  * elementwise result of the same dtype and size (overwritten in place by the epilogue), else

@@ -29,6 +29,7 @@ typedef struct padk {
     kf_fexpr x;
     int xpb;
     int64_t IP[3];
+    double fill;
 } padk;
 
 /* Zero-padded copy, dims from j inward; xo: x offset of the enclosing dims (valid rows only),
@@ -57,7 +58,7 @@ static void pad_dim(padk *p, kir_stmt *parent, int j, kir_expr *xo, kir_expr *po
                 kir_stmt *l = kir_for(k, q, I(k, ranges[r][0]), I(k, ranges[r][1]), 1, KIR_LOOP_VECTOR);
                 kir_append(k, parent, l);
                 kir_expr *dst = kir_add(k, V(k, pb), kir_add(k, I(k, ph * PW), V(k, q)));
-                kir_expr *v = kir_flt(k, 0.0, KIR_T_F32);
+                kir_expr *v = kir_flt(k, p->fill, KIR_T_F32);
                 if (r == 1) {
                     kir_expr *src = kir_add(k, V(k, xb), kir_add(k, kir_mul(k, V(k, q), I(k, st)), I(k, ph - pd)));
                     v = kf_fexpr_elem(&p->x, a->x, src);
@@ -76,11 +77,11 @@ static void pad_dim(padk *p, kir_stmt *parent, int j, kir_expr *xo, kir_expr *po
         int q;
         if (pd > 0) {
             kir_stmt *l = kf_lw_loop(&(kf_lw){.k = k}, parent, "q", pd, KIR_LOOP_VECTOR, &q);
-            kir_append(k, l, kir_store(k, p->xpb, kir_add(k, V(k, pb), V(k, q)), kir_flt(k, 0.0, KIR_T_F32)));
+            kir_append(k, l, kir_store(k, p->xpb, kir_add(k, V(k, pb), V(k, q)), kir_flt(k, p->fill, KIR_T_F32)));
             q = kir_add_var(k, "q", KIR_T_I64);
             l = kir_for(k, q, I(k, pd + In), I(k, IP), 1, KIR_LOOP_VECTOR);
             kir_append(k, parent, l);
-            kir_append(k, l, kir_store(k, p->xpb, kir_add(k, V(k, pb), V(k, q)), kir_flt(k, 0.0, KIR_T_F32)));
+            kir_append(k, l, kir_store(k, p->xpb, kir_add(k, V(k, pb), V(k, q)), kir_flt(k, p->fill, KIR_T_F32)));
         }
         q = kir_add_var(k, "q", KIR_T_I64);
         kir_stmt *l = kir_for(k, q, I(k, pd), I(k, pd + In), 1, KIR_LOOP_VECTOR);
@@ -106,10 +107,11 @@ static void pad_dim(padk *p, kir_stmt *parent, int j, kir_expr *xo, kir_expr *po
     int z;
     kir_stmt *zl = kf_lw_loop(&(kf_lw){.k = k}, els, "z", inner, KIR_LOOP_VECTOR, &z);
     kir_expr *zo = kir_mul(k, kir_add(k, kir_mul(k, po, I(k, IP)), V(k, o)), I(k, inner));
-    kir_append(k, zl, kir_store(k, p->xpb, kir_add(k, zo, V(k, z)), kir_flt(k, 0.0, KIR_T_F32)));
+    kir_append(k, zl, kir_store(k, p->xpb, kir_add(k, zo, V(k, z)), kir_flt(k, p->fill, KIR_T_F32)));
 }
 
-static int pad_kernel(kf_fl *c, const kf_conv_attr *a, int xpp, const int64_t *IP, const kf_gsched *s, kf_err *err) {
+static int pad_kernel(kf_fl *c, const kf_conv_attr *a, int xpp, const int64_t *IP, double fill, const kf_gsched *s,
+                      kf_err *err) {
     int rc = kf_fl_kernel_begin(c, err);
     if (rc) return rc;
     kir_kernel *k = c->k;
@@ -120,6 +122,7 @@ static int pad_kernel(kf_fl *c, const kf_conv_attr *a, int xpp, const int64_t *I
     memcpy(p.IP, IP, sizeof p.IP);
     kf_fl_fexpr(c, &p.x);
     p.xpb = kf_fl_kbuf(c, xpp, 1);
+    p.fill = fill;
     int r = kir_add_var(k, "r", KIR_T_I64);
     kir_stmt *rl = kir_for(k, r, I(k, 0), I(k, a->N * a->Cin), 1, s->parallel ? KIR_LOOP_PARALLEL : KIR_LOOP_SERIAL);
     kir_append(k, k->body, rl);
@@ -132,6 +135,31 @@ static int pad_kernel(kf_fl *c, const kf_conv_attr *a, int xpp, const int64_t *I
     kf_gsched ks = *s;
     ks.vec = 0;
     return kf_fl_kernel_end(c, &ks, err);
+}
+
+int kf_fl_pad_input(kf_fl *c, const kf_conv_attr *a, double fill, const kf_gsched *s, int64_t *IP, int64_t *PW,
+                    kf_err *err) {
+    int padded = 0;
+    for (int j = 0; j < 3; j++) IP[j] = 1;
+    for (int j = 0; j < a->nsd; j++) {
+        IP[j] = a->I[j] + 2 * a->pad[j];
+        padded |= a->pad[j] > 0;
+    }
+    /* a strided last dim is stored phase by phase, each phase PW long */
+    int L0 = a->nsd - 1;
+    *PW = (IP[L0] + a->stride[L0] - 1) / a->stride[L0];
+    if (a->stride[L0] > 1) {
+        IP[L0] = *PW * a->stride[L0];
+        padded = 1;
+    }
+    int xpp = padded ? -1 : kf_fl_value_pbuf(c, a->x);
+    if (xpp >= 0) return xpp;
+    int64_t n = a->N * a->Cin;
+    for (int j = 0; j < a->nsd; j++) n *= IP[j];
+    xpp = kf_fl_scratch(c, KF_F32, n);
+    if (xpp < 0) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+    int rc = pad_kernel(c, a, xpp, IP, fill, s, err);
+    return rc ? rc : xpp;
 }
 
 typedef struct dc {
@@ -232,29 +260,10 @@ int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
         return kf_lw_unsupported(err, node, "not a convolution the direct kernel can run");
     int wpb = kf_fl_materialise(c, a.w, s, err);
     if (wpb < 0) return wpb;
-    int64_t IP[3] = {1, 1, 1};
-    int padded = 0;
-    for (int j = 0; j < a.nsd; j++) {
-        IP[j] = a.I[j] + 2 * a.pad[j];
-        padded |= a.pad[j] > 0;
-    }
-    /* a strided last dim is stored phase by phase, each phase PW long */
-    int L0 = a.nsd - 1;
-    int64_t PW = (IP[L0] + a.stride[L0] - 1) / a.stride[L0];
-    if (a.stride[L0] > 1) {
-        IP[L0] = PW * a.stride[L0];
-        padded = 1;
-    }
-    int xpp = padded ? -1 : kf_fl_value_pbuf(c, a.x);
-    if (xpp < 0) {
-        int64_t n = a.N * a.Cin;
-        for (int j = 0; j < a.nsd; j++) n *= IP[j];
-        xpp = kf_fl_scratch(c, KF_F32, n);
-        if (xpp < 0) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
-        c->gi = gi;
-        int rc = pad_kernel(c, &a, xpp, IP, s, err);
-        if (rc) return rc;
-    }
+    int64_t IP[3] = {1, 1, 1}, PW = 0;
+    c->gi = gi;
+    int xpp = kf_fl_pad_input(c, &a, 0.0, s, IP, &PW, err);
+    if (xpp < 0) return xpp;
     c->gi = gi;
     int rc = kf_fl_kernel_begin(c, err);
     if (rc) return rc;

@@ -462,6 +462,22 @@ static void test_column_reductions(void) {
     KF_CHECK(compare_with_naive(&g, &serial) < 1e-4);
     kf_program_free(&serial);
     done(&g, &p, &prog);
+
+    /* extremes over the innermost dim (100 = 6 chunks of 16 lanes + a tail of 4) */
+    static const char inner[] =
+        "{\"inputs\":[\"x0\"],\"params\":[],\"outputs\":[\"mv\",\"mi\",\"am\"],\"values\":{"
+        T("x0", "f32", 7, 100) "," T("mv", "f32", 7) "," T("mi", "i64", 7) "," T("am", "i64", 7) "},\"nodes\":["
+        "{\"op\":\"aten.min.dim\",\"outputs\":[\"mv\",\"mi\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"},"
+        "{\"name\":\"dim\",\"int\":1},{\"name\":\"keepdim\",\"bool\":false}]},"
+        "{\"op\":\"aten.argmax.default\",\"outputs\":[\"am\"],\"args\":[{\"name\":\"self\",\"tensor\":\"x0\"},"
+        "{\"name\":\"dim\",\"int\":-1},{\"name\":\"keepdim\",\"bool\":false}]}]}";
+    if (plan_lower(inner, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    for (int gi = 0; gi < p.n_groups; gi++) KF_CHECK(kf_fuse_impl_ok(&g, &p, gi, KF_IMPL_DIRECT));
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-6);
+    done(&g, &p, &prog);
 }
 
 static void test_pools(void) {

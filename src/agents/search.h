@@ -10,14 +10,14 @@
 #include "agents/kf_agent.h"
 
 typedef struct kf_search_opts {
-    double budget_s;          /* wall-clock budget per problem (default 20 s) */
+    double budget_s;          /* wall-clock budget per problem (default 10 s) */
     const char *cache_path;   /* best-schedule cache file; NULL: $KFORGE_CACHE/schedules.tsv
                                * (kforge's cache folder), else ~/.cache/kforge/schedules.tsv;
                                * "" disables the cache */
     int beam;                 /* best candidates expanded per round (default 2) */
     int first_batch;          /* candidates proposed in round 1 (default 2) */
-    int per_round;            /* candidates proposed in later rounds (default 2) */
-    int max_candidates;       /* total per problem (default 5) */
+    int per_round;            /* candidates proposed in later rounds (default 1) */
+    int max_candidates;       /* total per problem (default 4) */
     double drop_ratio;        /* drop candidates this much slower than the best (default 3) */
 } kf_search_opts;
 

@@ -4,7 +4,7 @@
 # program verifies under `check`, and `bench` verifies the naive agent's cuda program.
 set -u
 cd "$(dirname "$0")/.."
-K=${KFORGE_BIN:-build/kforge}
+K=${KFORGE_BIN:-build/kforge}; case "$K" in /*) ;; *) K="$PWD/$K" ;; esac
 PY=${KFORGE_PYTHON:-/usr/bin/python3}
 if ! "$PY" -c 'import torch' 2>/dev/null; then
   echo "SKIP: $PY cannot import torch"; exit 0
@@ -48,7 +48,7 @@ if grep -q "cuda target unavailable: " "$T/check.txt"; then
   expect '[ $rc -eq 2 ]' "check --target cuda without a GPU exits 2"
   expect 'grep -q "target cuda unavailable: cuda target unavailable: .*(.*)" "$T/check.txt"' \
     "the message says why: $(head -c 200 "$T/check.txt")"
-  (cd "$T" && KFORGE_PYTHON=$PY "$OLDPWD/$K" bench "$OLDPWD/tests/problems/relu.py" --target cuda --agents naive \
+  (cd "$T" && KFORGE_PYTHON=$PY "$K" bench "$OLDPWD/tests/problems/relu.py" --target cuda --agents naive \
      --json "$T/b.json" --db "$T/b.db" > "$T/bench.txt" 2>&1)
   expect 'grep -q "cuda target unavailable" "$T/bench.txt"' "bench --target cuda without a GPU names the reason"
   echo "no GPU here: the GPU half of this test did not run"

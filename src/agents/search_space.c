@@ -196,6 +196,33 @@ int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, 
     int top = ng < 3 ? ng : 3;
     double total = kf_search_work(sp, plan);
     key_list l = {0};
+    /* 0. every convolution direct, or every one through im2col + gemm (threads re-derived) */
+    for (int v = 0; v < 2 && !rc; v++) {
+        kf_impl want = v == 0 ? KF_IMPL_DIRECT : KF_IMPL_IM2COL;
+        kf_gsched *t = malloc(sizeof *t * (size_t)(ng + 1));
+        if (!t) {
+            rc = KF_E_NOMEM;
+            break;
+        }
+        memcpy(t, s, sizeof *t * (size_t)ng);
+        int changed = 0;
+        for (int i = 0; i < ng; i++) {
+            int a = p->groups[i].anchor;
+            if (a < 0 || p->kind[a] != KF_FN_CONV || t[i].impl == want || !kf_fuse_impl_ok(sp->g, p, i, want)) continue;
+            t[i].impl = want;
+            changed++;
+        }
+        if (changed > 1) {
+            for (int i = 0; i < ng; i++) {
+                kf_gsched a;
+                kf_gsched_auto(sp->g, p, i, &a);
+                t[i].parallel = a.parallel;
+            }
+            avoid_pool_mix(sp, plan, t);
+            rc = push_key(&l, sp, plan, t);
+        }
+        free(t);
+    }
     /* 1. another implementation of a heavy group */
     static const kf_impl impls[] = {KF_IMPL_DIRECT, KF_IMPL_IM2COL, KF_IMPL_LIB, KF_IMPL_KIR};
     for (int t = 0; t < top && !rc; t++) {
@@ -205,10 +232,22 @@ int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, 
         for (size_t q = 0; q < sizeof impls / sizeof impls[0] && !rc; q++) {
             if (impls[q] == s[gi].impl || !kf_fuse_impl_ok(sp->g, p, gi, impls[q])) continue;
             if (!impl_plausible(sp, plan, gi, impls[q])) continue;
-            kf_gsched keep = s[gi];
-            s[gi].impl = impls[q];
-            rc = push_key(&l, sp, plan, s);
-            s[gi] = keep;
+            /* the threading follows the new mix of library and generated kernels */
+            kf_gsched *t = malloc(sizeof *t * (size_t)(ng + 1));
+            if (!t) {
+                rc = KF_E_NOMEM;
+                break;
+            }
+            memcpy(t, s, sizeof *t * (size_t)ng);
+            t[gi].impl = impls[q];
+            for (int i = 0; i < ng; i++) {
+                kf_gsched a;
+                kf_gsched_auto(sp->g, p, i, &a);
+                t[i].parallel = a.parallel;
+            }
+            avoid_pool_mix(sp, plan, t);
+            rc = push_key(&l, sp, plan, t);
+            free(t);
         }
     }
     /* 2. every generated kernel threaded, or none (beside library gemms) */

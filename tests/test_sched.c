@@ -288,6 +288,49 @@ static void test_elementwise_chunks(void) {
     kir_kernel_free(k);
 }
 
+static void test_unflatten(void) {
+    /* y[(r / 50) * 100 + r % 50] = 2 * x[r % 50 * 3 + r / 50] for r < 150 (a 3 x 50 transpose-ish
+     * walk written with a flat index) */
+    enum { NR = 150, C = 50 };
+    static float x[NR], y[2 * NR];
+    for (int i = 0; i < NR; i++) x[i] = (float)i;
+    kir_kernel *k = kir_kernel_new("uf");
+    int yb = kir_add_buf(k, "y", KF_F32, 1), xb = kir_add_buf(k, "x", KF_F32, 0);
+    int vr = kir_add_var(k, "r", KIR_T_I64);
+    kir_stmt *l = kir_for(k, vr, kir_int(k, 0), kir_int(k, NR), 1, KIR_LOOP_SERIAL);
+    kir_append(k, k->body, l);
+    kir_expr *q = kir_bin(k, KIR_DIV, kir_var(k, vr), kir_int(k, C)), *m = kir_bin(k, KIR_MOD, kir_var(k, vr), kir_int(k, C));
+    kir_expr *yi = kir_add(k, kir_mul(k, q, kir_int(k, 100)), m);
+    kir_expr *xi = kir_add(k, kir_mul(k, kir_bin(k, KIR_MOD, kir_var(k, vr), kir_int(k, C)), kir_int(k, 3)),
+                           kir_bin(k, KIR_DIV, kir_var(k, vr), kir_int(k, C)));
+    kir_append(k, l, kir_store(k, yb, yi, kir_mul(k, kir_load(k, xb, xi), kir_flt(k, 2.0, KIR_T_F32))));
+    KF_CHECK(!kir_sched_vector_legal(k, l));
+    KF_CHECK_EQ_INT(kir_sched_auto_vector(k, 64), 1);
+    kir_stmt *loops[4];
+    KF_CHECK_EQ_INT(kir_sched_loops(k->body, loops, 4), 2);
+    KF_CHECK_EQ_INT(kir_sched_trip(loops[0]), NR / C);
+    KF_CHECK_EQ_INT(kir_sched_trip(loops[1]), C);
+    KF_CHECK_EQ_INT(loops[1]->loop, KIR_LOOP_VECTOR);
+    void *h = NULL;
+    red_fn f = (red_fn)build(k, &h, NULL);
+    KF_CHECK(f != NULL);
+    if (f) {
+        for (int i = 0; i < 2 * NR; i++) y[i] = -1.0f;
+        f(y, x);
+        for (int r = 0; r < NR; r++) KF_CHECK(y[(r / C) * 100 + r % C] == 2.0f * x[r % C * 3 + r / C]);
+    }
+    kir_kernel_free(k);
+    /* no r / C or r % C: nothing to do */
+    k = kir_kernel_new("plain");
+    yb = kir_add_buf(k, "y", KF_F32, 1);
+    vr = kir_add_var(k, "r", KIR_T_I64);
+    l = kir_for(k, vr, kir_int(k, 0), kir_int(k, NR), 1, KIR_LOOP_SERIAL);
+    kir_append(k, k->body, l);
+    kir_append(k, l, kir_store(k, yb, kir_var(k, vr), kir_flt(k, 1.0, KIR_T_F32)));
+    KF_CHECK_EQ_INT(kir_sched_unflatten(k, l), 0);
+    kir_kernel_free(k);
+}
+
 static void test_eval_subst(void) {
     kir_kernel *k = kir_kernel_new("e");
     int v = kir_add_var(k, "i", KIR_T_I64), w = kir_add_var(k, "j", KIR_T_I64);
@@ -394,6 +437,7 @@ int main(void) {
     KF_RUN(test_legality);
     KF_RUN(test_elementwise_chunks);
     KF_RUN(test_vector_math);
+    KF_RUN(test_unflatten);
     snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", workdir);
     return kf_test_report();

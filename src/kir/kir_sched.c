@@ -174,6 +174,88 @@ int kir_sched_tile(kir_kernel *k, kir_stmt *o, int64_t f0, int64_t f1) {
     return 0;
 }
 
+/* ---- unflattening r / C and r % C ---- */
+static int64_t find_divisor(const kir_expr *e, int var, int64_t n) {
+    if (!e) return 0;
+    if (e->kind == KIR_E_BIN && (e->op == KIR_DIV || e->op == KIR_MOD) && e->a && e->a->kind == KIR_E_VAR &&
+        e->a->var == var && e->b && e->b->kind == KIR_E_CONST_I && e->b->ival > 1 && e->b->ival < n &&
+        n % e->b->ival == 0)
+        return e->b->ival;
+    int64_t c = find_divisor(e->a, var, n);
+    if (!c) c = find_divisor(e->b, var, n);
+    if (!c) c = find_divisor(e->c, var, n);
+    return c;
+}
+
+static int64_t find_divisor_stmt(const kir_stmt *s, int var, int64_t n) {
+    if (!s) return 0;
+    const kir_expr *es[5] = {s->lo, s->hi, s->idx, s->val, s->cond};
+    for (int i = 0; i < 5; i++) {
+        int64_t c = find_divisor(es[i], var, n);
+        if (c) return c;
+    }
+    for (int i = 0; i < s->n_body; i++) {
+        int64_t c = find_divisor_stmt(s->body[i], var, n);
+        if (c) return c;
+    }
+    for (int i = 0; i < s->n_els; i++) {
+        int64_t c = find_divisor_stmt(s->els[i], var, n);
+        if (c) return c;
+    }
+    return 0;
+}
+
+/* e with r / C -> hi, r % C -> lo and any other r -> hi * C + lo. */
+static kir_expr *unflat_expr(kir_kernel *k, const kir_expr *e, int var, int64_t C, int hi, int lo) {
+    if (!e) return NULL;
+    if (e->kind == KIR_E_BIN && (e->op == KIR_DIV || e->op == KIR_MOD) && e->a && e->a->kind == KIR_E_VAR &&
+        e->a->var == var && e->b && e->b->kind == KIR_E_CONST_I && e->b->ival == C)
+        return kir_var(k, e->op == KIR_DIV ? hi : lo);
+    if (e->kind == KIR_E_VAR && e->var == var)
+        return kir_add(k, kir_mul(k, kir_var(k, hi), kir_int(k, C)), kir_var(k, lo));
+    kir_expr *c = kir_alloc(k, sizeof *c);
+    if (!c) return NULL;
+    *c = *e;
+    if (e->a && !(c->a = unflat_expr(k, e->a, var, C, hi, lo))) return NULL;
+    if (e->b && !(c->b = unflat_expr(k, e->b, var, C, hi, lo))) return NULL;
+    if (e->c && !(c->c = unflat_expr(k, e->c, var, C, hi, lo))) return NULL;
+    return c;
+}
+
+static void unflat_stmt(kir_kernel *k, kir_stmt *s, int var, int64_t C, int hi, int lo) {
+    if (!s) return;
+    kir_expr **es[5] = {&s->lo, &s->hi, &s->idx, &s->val, &s->cond};
+    for (int i = 0; i < 5; i++)
+        if (*es[i]) {
+            kir_expr *n = unflat_expr(k, *es[i], var, C, hi, lo);
+            if (n) *es[i] = n;
+        }
+    for (int i = 0; i < s->n_body; i++) unflat_stmt(k, s->body[i], var, C, hi, lo);
+    for (int i = 0; i < s->n_els; i++) unflat_stmt(k, s->els[i], var, C, hi, lo);
+}
+
+int kir_sched_unflatten(kir_kernel *k, kir_stmt *l) {
+    int64_t n = kir_sched_trip(l);
+    if (n < 4 || l->step != 1 || l->lo->ival != 0) return 0;
+    int64_t C = 0;
+    for (int i = 0; i < l->n_body && !C; i++) C = find_divisor_stmt(l->body[i], l->var, n);
+    if (!C) return 0;
+    int hi = kir_add_var(k, "rh", KIR_T_I64), lo = kir_add_var(k, "rl", KIR_T_I64);
+    if (hi < 0 || lo < 0) return KF_E_NOMEM;
+    for (int i = 0; i < l->n_body; i++) unflat_stmt(k, l->body[i], l->var, C, hi, lo);
+    kir_stmt *in = kir_for(k, lo, kir_int(k, 0), kir_int(k, C), 1, KIR_LOOP_SERIAL);
+    if (!in) return KF_E_NOMEM;
+    in->body = l->body;
+    in->n_body = l->n_body;
+    in->cap_body = l->cap_body;
+    l->body = NULL;
+    l->n_body = l->cap_body = 0;
+    l->var = hi;
+    l->hi = kir_int(k, n / C);
+    kir_append(k, l, in);
+    return kir_failure(k) ? KF_E_NOMEM : 1;
+}
+
 int kir_sched_unroll(kir_kernel *k, kir_stmt *l, int factor) {
     (void)k;
     if (!l || l->kind != KIR_S_FOR || factor < 0) return KF_E_INVALID;

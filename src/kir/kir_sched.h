@@ -40,6 +40,11 @@ int kir_sched_interchange(kir_kernel *k, kir_stmt *outer);
 /* Tile two perfectly nested loops by f0 x f1: io, jo, ii, ji. Iterations must be
  * independent. */
 int kir_sched_tile(kir_kernel *k, kir_stmt *outer, int64_t f0, int64_t f1);
+/* A loop over r in [0, n) whose body divides r by a constant C (r / C, r % C) with C | n
+ * becomes rh in [0, n / C) { rl in [0, C) { body } } with r / C -> rh, r % C -> rl and
+ * r -> rh * C + rl, so the inner loop's indices are affine (vectorisable). 1 if done, 0 if
+ * the loop has no such pattern, negative on failure. */
+int kir_sched_unflatten(kir_kernel *k, kir_stmt *loop);
 /* Unroll hint (0 = full). */
 int kir_sched_unroll(kir_kernel *k, kir_stmt *loop, int factor);
 

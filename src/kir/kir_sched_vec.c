@@ -210,7 +210,17 @@ int kir_sched_auto_vector(kir_kernel *k, int64_t chunk) {
     int done = 0, rc = 0;
     for (int i = 0; i < n && !rc; i++) {
         kir_stmt *l = loops[i];
-        if (!kir_sched_innermost(l) || !kir_sched_vector_legal(k, l)) continue;
+        if (!kir_sched_innermost(l)) continue;
+        if (l->loop == KIR_LOOP_SERIAL) {
+            /* r / C and r % C in the indices: split the loop, then try its inner part */
+            int u = kir_sched_unflatten(k, l);
+            if (u < 0) {
+                rc = u;
+                break;
+            }
+            if (u == 1 && l->n_body == 1 && l->body[0]->kind == KIR_S_FOR) l = l->body[0];
+        }
+        if (!kir_sched_vector_legal(k, l)) continue;
         if (l->loop == KIR_LOOP_SERIAL) {
             l->loop = KIR_LOOP_VECTOR;
             done++;

@@ -291,7 +291,7 @@ static void test_elementwise_chunks(void) {
 static void test_unflatten(void) {
     /* y[(r / 50) * 100 + r % 50] = 2 * x[r % 50 * 3 + r / 50] for r < 150 (a 3 x 50 transpose-ish
      * walk written with a flat index) */
-    enum { NR = 150, C = 50 };
+    enum { NR = 150, CW = 50 };
     static float x[NR], y[2 * NR];
     for (int i = 0; i < NR; i++) x[i] = (float)i;
     kir_kernel *k = kir_kernel_new("uf");
@@ -299,17 +299,17 @@ static void test_unflatten(void) {
     int vr = kir_add_var(k, "r", KIR_T_I64);
     kir_stmt *l = kir_for(k, vr, kir_int(k, 0), kir_int(k, NR), 1, KIR_LOOP_SERIAL);
     kir_append(k, k->body, l);
-    kir_expr *q = kir_bin(k, KIR_DIV, kir_var(k, vr), kir_int(k, C)), *m = kir_bin(k, KIR_MOD, kir_var(k, vr), kir_int(k, C));
+    kir_expr *q = kir_bin(k, KIR_DIV, kir_var(k, vr), kir_int(k, CW)), *m = kir_bin(k, KIR_MOD, kir_var(k, vr), kir_int(k, CW));
     kir_expr *yi = kir_add(k, kir_mul(k, q, kir_int(k, 100)), m);
-    kir_expr *xi = kir_add(k, kir_mul(k, kir_bin(k, KIR_MOD, kir_var(k, vr), kir_int(k, C)), kir_int(k, 3)),
-                           kir_bin(k, KIR_DIV, kir_var(k, vr), kir_int(k, C)));
+    kir_expr *xi = kir_add(k, kir_mul(k, kir_bin(k, KIR_MOD, kir_var(k, vr), kir_int(k, CW)), kir_int(k, 3)),
+                           kir_bin(k, KIR_DIV, kir_var(k, vr), kir_int(k, CW)));
     kir_append(k, l, kir_store(k, yb, yi, kir_mul(k, kir_load(k, xb, xi), kir_flt(k, 2.0, KIR_T_F32))));
     KF_CHECK(!kir_sched_vector_legal(k, l));
     KF_CHECK_EQ_INT(kir_sched_auto_vector(k, 64), 1);
     kir_stmt *loops[4];
     KF_CHECK_EQ_INT(kir_sched_loops(k->body, loops, 4), 2);
-    KF_CHECK_EQ_INT(kir_sched_trip(loops[0]), NR / C);
-    KF_CHECK_EQ_INT(kir_sched_trip(loops[1]), C);
+    KF_CHECK_EQ_INT(kir_sched_trip(loops[0]), NR / CW);
+    KF_CHECK_EQ_INT(kir_sched_trip(loops[1]), CW);
     KF_CHECK_EQ_INT(loops[1]->loop, KIR_LOOP_VECTOR);
     void *h = NULL;
     red_fn f = (red_fn)build(k, &h, NULL);
@@ -317,7 +317,7 @@ static void test_unflatten(void) {
     if (f) {
         for (int i = 0; i < 2 * NR; i++) y[i] = -1.0f;
         f(y, x);
-        for (int r = 0; r < NR; r++) KF_CHECK(y[(r / C) * 100 + r % C] == 2.0f * x[r % C * 3 + r / C]);
+        for (int r = 0; r < NR; r++) KF_CHECK(y[(r / CW) * 100 + r % CW] == 2.0f * x[r % CW * 3 + r / CW]);
     }
     kir_kernel_free(k);
     /* no r / C or r % C: nothing to do */

@@ -245,7 +245,7 @@ static void reduce_taps(dc *d, kir_stmt *parent) {
 }
 
 static int pick_block(const kf_conv_attr *a, int want) {
-    if (want <= 0) want = 4;
+    if (want <= 0) want = 8;
     if (want > 16) want = 16;
     for (int b = want; b > 1; b--)
         if (a->cout_g % b == 0) return b;

@@ -1,6 +1,7 @@
 /* fuse_sched.c: per-group schedules: the defaults, the automatic first choice (library gemm
- * for matrix products the gemm step can run, im2col + gemm for big convolutions, serial loops
- * for tiny groups) and which implementations a group admits. */
+ * for matrix products the gemm step can run, the direct kernels for convolutions, pooling,
+ * softmax and reductions where they apply, gemm + col2im for transposed convolutions, serial
+ * loops for tiny groups) and which implementations a group admits. */
 #include "agents/fuse.h"
 
 void kf_gsched_default(kf_gsched *s) {
@@ -32,12 +33,6 @@ int kf_fuse_impl_ok(const kf_graph *g, const kf_fplan *plan, int gi, kf_impl imp
     }
 }
 
-/* Multiply-adds per output element of a convolution group (input channels x taps). */
-static double conv_reduction(const kf_graph *g, const kf_fplan *plan, int gi) {
-    const kf_fgroup *gr = &plan->groups[gi];
-    return gr->numel > 0 ? (gr->flops - (double)gr->n_nodes * (double)gr->numel) / (2.0 * (double)gr->numel) : 0;
-}
-
 void kf_gsched_auto(const kf_graph *g, const kf_fplan *plan, int gi, kf_gsched *s) {
     kf_gsched_default(s);
     const kf_fgroup *gr = &plan->groups[gi];
@@ -46,9 +41,8 @@ void kf_gsched_auto(const kf_graph *g, const kf_fplan *plan, int gi, kf_gsched *
         kf_fnode_kind k = plan->kind[gr->anchor];
         if (k == KF_FN_GEMM && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_LIB)) s->impl = KF_IMPL_LIB;
         if ((k == KF_FN_CONV || k == KF_FN_OP) && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_DIRECT)) s->impl = KF_IMPL_DIRECT;
-        if (k == KF_FN_CONV && kf_fuse_impl_ok(g, plan, gi, KF_IMPL_IM2COL) &&
-            (conv_reduction(g, plan, gi) >= 64 || kf_fl_convt_ok(g, plan, gi)))
-            s->impl = KF_IMPL_IM2COL;
+        /* transposed convolutions: gemm + col2im (the direct kernel does not take them) */
+        if (k == KF_FN_CONV && kf_fl_convt_ok(g, plan, gi)) s->impl = KF_IMPL_IM2COL;
     }
     /* threads cost a few microseconds to wake: not worth it below ~32k simple operations */
     if (gr->flops + gr->bytes / 4.0 < 32768.0) s->parallel = 0;

@@ -250,6 +250,22 @@ int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, 
             free(t);
         }
     }
+    /* 1b. output channels per register block of a heavy direct convolution */
+    for (int t = 0; t < top && !rc; t++) {
+        int gi = order[t];
+        const kf_fgroup *gr = &p->groups[gi];
+        if (gr->anchor < 0 || p->kind[gr->anchor] != KF_FN_CONV || s[gi].impl != KF_IMPL_DIRECT) continue;
+        if (gr->flops + gr->bytes < 0.2 * total) continue;
+        static const int blocks[] = {8, 16, 4};
+        for (int q = 0; q < 3 && !rc; q++) {
+            int cur = s[gi].block ? s[gi].block : 4;
+            if (blocks[q] == cur) continue;
+            kf_gsched keep = s[gi];
+            s[gi].block = blocks[q];
+            rc = push_key(&l, sp, plan, s);
+            s[gi] = keep;
+        }
+    }
     /* 2. every generated kernel threaded, or none (beside library gemms) */
     if (!rc) {
         int any_lib = 0, n_par = 0, n_kir = ng;

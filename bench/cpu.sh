@@ -14,7 +14,7 @@ OUT=${OUT:-bench-cpu.json}
 PROBLEMS=${PROBLEMS:-problems}
 tmpdb=""
 if [ -z "${DB:-}" ]; then
-  tmpdb=$(mktemp -d "${TMPDIR:-/tmp}/kforge-bench.XXXXXX")
+  tmpdb=$(mktemp -d)
   DB="$tmpdb/bench.db"
 fi
 cleanup() { if [ -n "$tmpdb" ]; then rm -rf "$tmpdb"; fi; }

@@ -526,6 +526,36 @@ static void test_pools(void) {
     done(&g, &p, &prog);
 }
 
+static void test_batchnorm_rows(void) {
+    /* linear, then training-mode BatchNorm1d over [N, C] with relu after it */
+    static const char bn[] =
+        "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\",\"p2\",\"p3\",\"p4\",\"p5\"],\"outputs\":[\"r\"],\"values\":{"
+        T("x0", "f32", 33, 20) "," T("p0", "f32", 70, 20) "," T("p1", "f32", 70) "," T("p2", "f32", 70) ","
+        T("p3", "f32", 70) "," T("p4", "f32", 70) "," T("p5", "f32", 70) "," T("t", "f32", 20, 70) ","
+        T("y", "f32", 33, 70) "," T("b", "f32", 33, 70) "," T("r", "f32", 33, 70) "},\"nodes\":["
+        "{\"op\":\"aten.t.default\",\"outputs\":[\"t\"],\"args\":[{\"name\":\"self\",\"tensor\":\"p0\"}]},"
+        "{\"op\":\"aten.addmm.default\",\"outputs\":[\"y\"],\"args\":[{\"name\":\"self\",\"tensor\":\"p1\"},"
+        "{\"name\":\"mat1\",\"tensor\":\"x0\"},{\"name\":\"mat2\",\"tensor\":\"t\"}]},"
+        "{\"op\":\"aten.native_batch_norm.default\",\"outputs\":[\"b\",\"\",\"\"],\"args\":["
+        "{\"name\":\"input\",\"tensor\":\"y\"},{\"name\":\"weight\",\"tensor\":\"p2\"},{\"name\":\"bias\",\"tensor\":\"p3\"},"
+        "{\"name\":\"running_mean\",\"tensor\":\"p4\"},{\"name\":\"running_var\",\"tensor\":\"p5\"},"
+        "{\"name\":\"training\",\"bool\":true},{\"name\":\"momentum\",\"float\":0.1},{\"name\":\"eps\",\"float\":1e-05}]},"
+        "{\"op\":\"aten.relu.default\",\"outputs\":[\"r\"],\"args\":[{\"name\":\"self\",\"tensor\":\"b\"}]}]}";
+    kf_graph g;
+    kf_fplan p;
+    kf_program prog;
+    if (plan_lower(bn, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(p.n_groups, 2);
+    KF_CHECK_EQ_INT(group_of(&g, &p, "b"), group_of(&g, &p, "r"));
+    int gi = group_of(&g, &p, "b");
+    KF_CHECK(gi >= 0 && kf_fuse_impl_ok(&g, &p, gi, KF_IMPL_DIRECT));
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    done(&g, &p, &prog);
+}
+
 static void test_broadcast_rows(void) {
     /* operands broadcast along every pattern of a row-wise loop: per channel [3,1,1], per
      * column [20], per row [5,1], a scalar [1] */
@@ -649,6 +679,7 @@ int main(void) {
     KF_RUN(test_conv_transposed);
     KF_RUN(test_column_reductions);
     KF_RUN(test_pools);
+    KF_RUN(test_batchnorm_rows);
     KF_RUN(test_broadcast_rows);
     KF_RUN(test_cell_two_outputs);
     KF_RUN(test_prologue_and_views);

@@ -71,7 +71,7 @@ typedef enum {
     KF_IMPL_LIB,      /* GEMM: vendor gemm step + fused epilogue kernel */
     KF_IMPL_IM2COL,   /* CONV: im2col kernel + gemm step + fused epilogue kernel */
     KF_IMPL_DIRECT    /* CONV: vectorised direct convolution; OP: row-folding column reduction,
-                       * three-pass softmax or padded pooling */
+                       * three-pass softmax, padded pooling or [N, C] batch norm */
 } kf_impl;
 
 typedef struct kf_gsched {
@@ -237,6 +237,9 @@ int kf_fl_conv_attr(const kf_graph *g, const kf_node *n, kf_conv_attr *a);
  * Returns the program buffer or a negative error. */
 int kf_fl_pad_input(kf_fl *c, const kf_conv_attr *a, double fill, const kf_gsched *s, int64_t *IP, int64_t *PW,
                     kf_err *err);
+/* Training-mode batch norm of a [N, C] input (fuse_bnorm.c): DIRECT for such groups. */
+int kf_fl_bnorm_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_bnorm(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 /* Pooling (fuse_pool.c): the DIRECT implementation of max / average pool groups. */
 int kf_fl_pool_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 int kf_fl_pool(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);

@@ -454,6 +454,7 @@ static int lower_group(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     if (kind == KF_FN_OP && s->impl == KF_IMPL_DIRECT) {
         if (kf_fl_softmax_ok(c->g, c->plan, gi)) return kf_fl_softmax(c, gi, s, err);
         if (kf_fl_pool_ok(c->g, c->plan, gi)) return kf_fl_pool(c, gi, s, err);
+        if (kf_fl_bnorm_ok(c->g, c->plan, gi)) return kf_fl_bnorm(c, gi, s, err);
         return kf_fl_reduce_cols(c, gi, s, err);
     }
     return anchor_kir(c, gi, s, err);

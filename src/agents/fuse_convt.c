@@ -2,8 +2,8 @@
  * step computes, per image, col = W^T x: [Cout * taps, input positions] from the weight
  * [Cin, Cout * taps] (read transposed in place) and the image [Cin, input positions]. The
  * gather kernel then forms each output element as bias + the sum of the col entries of the
- * taps that land on it (o + pad - k * dil divisible by the stride and inside the input), and
- * applies the group's elementwise epilogue right there. */
+ * taps that land on it (o + pad - k * dil divisible by the stride and inside the input); the
+ * group's elementwise epilogue follows as one vectorised loop over the result. */
 #include <string.h>
 #include "agents/fuse.h"
 #include "agents/lower.h"
@@ -148,7 +148,17 @@ int kf_fl_convt(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     kir_append(k, ol, kir_decl(k, t.acc, init));
     tap(&t, ol, 0);
     kir_expr *idx = kir_add(k, kir_mul(k, V(k, tv), I(k, a.O[L])), V(k, t.ov[L]));
-    rc = kf_fl_epilogue_at(c, &x, gi, ol, t.acc, idx);
+    /* the gather's branches keep it scalar: an epilogue runs after it as its own vectorised
+     * loop over the result (in place), the plain result is stored right here */
+    int epi = kf_fl_has_epilogue(c, gi);
+    int outp = epi ? kf_fl_gemm_out(c, gi) : -1;
+    if (epi) {
+        int ob = outp >= 0 ? kf_fl_kbuf(c, outp, 1) : -1;
+        if (ob < 0) rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+        else kir_append(k, ol, kir_store(k, ob, idx, V(k, t.acc)));
+    } else {
+        rc = kf_fl_epilogue_at(c, &x, gi, ol, t.acc, idx);
+    }
     if (rc || x.rc) {
         kir_kernel_free(c->k);
         c->k = NULL;
@@ -156,5 +166,7 @@ int kf_fl_convt(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     }
     kf_gsched ks = *s;
     ks.vec = 0;
-    return kf_fl_kernel_end(c, &ks, err);
+    rc = kf_fl_kernel_end(c, &ks, err);
+    if (rc || !epi) return rc;
+    return kf_fl_ew_loop(c, gi, outp, -1, NULL, 0.0, s, err);
 }

@@ -555,7 +555,7 @@ static int add_output_copies(kf_fl *c, const int *copy_from, const int *out_buf,
 int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *scheds,
                   const char *target, const char *agent, kf_program *out, kf_err *err) {
     if (!target) target = "cpu";
-    if (strcmp(target, "cpu") != 0)
+    if (!kf_lower_is_target(target))
         return kf_fail(err, KF_E_UNSUPPORTED, "fusion: target %s has no kernel renderer yet", target);
     memset(out, 0, sizeof *out);
     out->target = kf_strdup(target);
@@ -594,14 +594,7 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
         rc = lower_group(&c, gi, &s, err);
     }
     if (!rc) rc = add_output_copies(&c, copy_from, out_buf, err);
-    if (!rc) {
-        kf_str src;
-        kf_str_init(&src);
-        rc = kir_render_c(c.kernels, c.n_kernels, &src, err);
-        if (!rc && kf_program_add_source(out, "kernels.c", kf_str_cstr(&src)) < 0)
-            rc = kf_fail(err, KF_E_NOMEM, "fusion: cannot add the kernel source");
-        kf_str_free(&src);
-    }
+    if (!rc) rc = kf_lower_render(c.kernels, c.n_kernels, target, out, err);
     for (int i = 0; i < c.n_kernels; i++) kir_kernel_free(c.kernels[i]);
     if (c.k) kir_kernel_free(c.k);
     for (int m = 0; c.gathers && m < nn; m++) kf_fuse_gather_free(&c.gathers[m]);

@@ -174,4 +174,11 @@ kir_expr *kf_red_off(kf_lw *w, const kf_red *r, const kir_expr *i);   /* offset 
 /* Accumulator type for a reduction over values of type t: F64 for floats. */
 kir_type kf_lw_acc_type(kir_type t);
 
+/* lower_render.c: 1 for the targets the lowerings render to (cpu, cuda). */
+int kf_lower_is_target(const char *target);
+/* Renders kernels into out's source for target and, for cuda, copies each kernel's launch
+ * geometry into out's launch steps. */
+int kf_lower_render(kir_kernel *const *kernels, int n, const char *target, kf_program *out,
+                    kf_err *err);
+
 #endif

@@ -215,8 +215,7 @@ static int lower_graph(const kf_graph *g, kf_program *p, lw_state *s, kf_err *er
 int kf_lower_naive(const kf_graph *g, const char *target, kf_program *out, kf_err *err) {
     if (!g || !out) return kf_fail(err, KF_E_INVALID, "kf_lower_naive: no graph or program");
     if (!target) target = "cpu";
-    int cuda = strcmp(target, "cuda") == 0;
-    if (strcmp(target, "cpu") != 0 && !cuda)
+    if (!kf_lower_is_target(target))
         return kf_fail(err, KF_E_UNSUPPORTED, "naive lowering: target %s has no kernel renderer yet", target);
     memset(out, 0, sizeof *out);
     out->target = kf_strdup(target);
@@ -240,25 +239,7 @@ int kf_lower_naive(const kf_graph *g, const char *target, kf_program *out, kf_er
     } else {
         rc = lower_graph(g, out, &s, err);
     }
-    if (!rc) {
-        kf_str src;
-        kf_str_init(&src);
-        kir_launch *geo = cuda ? calloc((size_t)s.n_kernels + 1, sizeof *geo) : NULL;
-        if (cuda && !geo) rc = kf_fail(err, KF_E_NOMEM, "lowering: out of memory");
-        else if (cuda) rc = kir_render_cuda(s.kernels, s.n_kernels, &src, geo, err);
-        else rc = kir_render_c(s.kernels, s.n_kernels, &src, err);
-        if (!rc && kf_program_add_source(out, cuda ? "kernels.cu" : "kernels.c", kf_str_cstr(&src)) < 0)
-            rc = kf_fail(err, KF_E_NOMEM, "lowering: cannot add the kernel source");
-        for (int i = 0; !rc && cuda && i < out->n_steps; i++) { /* the renderer's launch geometry */
-            kf_step *st = &out->steps[i];
-            if (st->kind != KF_STEP_LAUNCH || st->kernel < 0 || st->kernel >= s.n_kernels) continue;
-            memcpy(st->grid, geo[st->kernel].grid, sizeof st->grid);
-            memcpy(st->block, geo[st->kernel].block, sizeof st->block);
-            st->shared_bytes = geo[st->kernel].shared_bytes;
-        }
-        free(geo);
-        kf_str_free(&src);
-    }
+    if (!rc) rc = kf_lower_render(s.kernels, s.n_kernels, target, out, err);
     state_free(&s);
     if (rc) kf_program_free(out);
     return rc;

@@ -8,6 +8,7 @@
  *    plan is tried (the safety net);
  *  - it stops (n = 0) when the budget is spent, max_candidates were proposed, or nothing new
  *    is left. The best verified schedule is written back to the cache on every call. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -219,16 +220,18 @@ static int search_propose(kf_agent *a, const kf_problem *pb, const kf_history *h
     int cap = *n;
     *n = 0;
     if (!pb || !pb->graph) return kf_fail(err, KF_E_INVALID, "search agent: problem without a graph");
-    if (pb->target && strcmp(pb->target, "cpu") != 0)
-        return kf_fail(err, KF_E_UNSUPPORTED, "search agent: target %s has no kernel renderer yet", pb->target);
-    if (st->g != pb->graph || !st->sp_ok) {
+    const char *target = pb->target ? pb->target : "cpu";
+    if (strcmp(target, "cpu") != 0 && strcmp(target, "cuda") != 0)
+        return kf_fail(err, KF_E_UNSUPPORTED, "search agent: target %s has no kernel renderer yet", target);
+    if (st->g != pb->graph || !st->sp_ok || strcmp(st->sp.target, target) != 0) {
         state_reset(st);
         int rc = kf_search_space_init(&st->sp, pb->graph, err);
         if (rc) return rc;
+        snprintf(st->sp.target, sizeof st->sp.target, "%s", target);
         st->sp_ok = 1;
         st->g = pb->graph;
         st->t0 = now_s();
-        kf_search_signature(pb->graph, "cpu", st->sig);
+        kf_search_signature(pb->graph, target, st->sig);
     }
     read_history(st, h);
     int b = best_index(st);

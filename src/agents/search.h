@@ -37,6 +37,7 @@ typedef struct kf_search_space {
     const kf_graph *g;
     kf_fplan plans[2];
     int n_plans;
+    char target[16];          /* "cpu" (kf_search_space_init's default) or "cuda" */
 } kf_search_space;
 
 int kf_search_space_init(kf_search_space *sp, const kf_graph *g, kf_err *err);

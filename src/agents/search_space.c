@@ -332,7 +332,7 @@ int kf_search_build(const kf_search_space *sp, const char *key, kf_program *out,
     kf_gsched *s;
     int rc = kf_search_key_parse(sp, key, &plan, &s);
     if (rc) return kf_fail(err, rc, "search: schedule key '%s' does not fit this problem", key);
-    rc = kf_fuse_lower(sp->g, &sp->plans[plan], s, "cpu", "search", out, err);
+    rc = kf_fuse_lower(sp->g, &sp->plans[plan], s, sp->target[0] ? sp->target : "cpu", "search", out, err);
     free(s);
     return rc;
 }

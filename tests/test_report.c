@@ -253,7 +253,29 @@ static void test_table(void) {
         KF_CHECK(strstr(ratios, "6/8") != NULL);
         KF_CHECK(strstr(ratios, "3/4") != NULL);
     }
+    /* Baselines timed at PyTorch's default precision get their own lines and JSON fields;
+     * without them (the rows above) neither appears. */
+    KF_CHECK(strstr(out, "defaults") == NULL);
     free(out);
+    kf_problem_row d[2] = {mk("level2/1_P.py", KF_ST_VERIFIED, 4, 6, 2, 2, "search", 1, 0),
+                           mk("level2/2_Q.py", KF_ST_VERIFIED, 4, 4, 1, 4, "search", 1, 0)};
+    d[0].eager_default_ms = 3;    /* 1.5x */
+    d[0].compile_default_ms = 4;  /* 2x */
+    d[1].eager_default_ms = 6;    /* 6x */
+    out = capture_table(d, 2, NULL);
+    KF_CHECK(out && strstr(out, "against PyTorch at its default precision (TF32 where allowed): "
+                                "3.00x vs eager, 2.00x vs torch.compile"));
+    KF_CHECK(out && strstr(out, "vs eager (defaults)") && strstr(out, "vs compile (defaults)"));
+    free(out);
+    char *js = kf_report_json_text(d, 2, NULL);
+    cJSON *jr = js ? cJSON_Parse(js) : NULL;
+    cJSON *p0 = cJSON_GetArrayItem(cJSON_GetObjectItem(jr, "problems"), 0);
+    KF_CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(p0, "speedup_eager_default")), 1.5, 1e-9);
+    KF_CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(p0, "speedup_compile_default")), 2.0, 1e-9);
+    cJSON *l2 = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(jr, "summary"), "by_level"), "2");
+    KF_CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(l2, "geomean_speedup_eager_default")), 3.0, 1e-9);
+    cJSON_Delete(jr);
+    free(js);
 
     /* A result over 10x is marked for review; an empty table still has its summary. */
     kf_problem_row fast = mk("level1/1_X.py", KF_ST_VERIFIED, 100, 0, 1, 100, "naive", 1, 0);

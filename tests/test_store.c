@@ -121,6 +121,7 @@ static void test_round_trip(void) {
 
     kf_problem_row row = outcome(p1, 1, a2, "naive");
     row.speedup_compile = 0;
+    row.eager_default_ms = 1.5;   /* timed at PyTorch's default precision */
     KF_CHECK_EQ_INT(kf_store_finish_problem(s, run, &row, &err), 0);
 
     /* A second problem that nobody solved. */
@@ -146,6 +147,8 @@ static void test_round_trip(void) {
     KF_CHECK_NEAR(got.speedup_eager, 2.0, 1e-12);
     KF_CHECK_EQ_INT(got.compile_ms, 0);
     KF_CHECK_EQ_INT(got.speedup_compile, 0);
+    KF_CHECK_NEAR(got.eager_default_ms, 1.5, 1e-12);
+    KF_CHECK_EQ_INT(got.compile_default_ms, 0);
     KF_CHECK_STR(got.agent, "naive");
     KF_CHECK_EQ_INT(got.attempts, 3);
     KF_CHECK_EQ_INT(got.winner_attempt, a2);
@@ -449,6 +452,22 @@ static void test_schema_version(void) {
     KF_CHECK_EQ_INT(kf_store_open(path, &s, &err), KF_E_FORMAT);
     KF_CHECK(s == NULL);
     KF_CHECK_MSG(strstr(err.msg, "schema version 99") != NULL, "%s", err.msg);
+
+    /* A version-1 store (no default-precision baseline columns) is upgraded in place. */
+    char *v1 = tmp_path("v1.db");
+    s = NULL;
+    KF_CHECK_EQ_INT(kf_store_open(v1, &s, &err), 0);
+    kf_store_close(s);
+    KF_CHECK_EQ_INT(exec_sql(v1, "ALTER TABLE problems DROP COLUMN eager_default_ms;"
+                                 "ALTER TABLE problems DROP COLUMN compile_default_ms;"
+                                 "UPDATE kf_schema SET version = 1"), SQLITE_OK);
+    s = NULL;
+    KF_CHECK_MSG(kf_store_open(v1, &s, &err) == 0, "%s", err.msg);
+    if (s) {
+        kf_store_close(s);
+        KF_CHECK_EQ_INT(exec_sql(v1, "SELECT eager_default_ms, compile_default_ms FROM problems"), SQLITE_OK);
+    }
+    free(v1);
 
     char *other = tmp_path("other.db");
     KF_CHECK_EQ_INT(exec_sql(other, "CREATE TABLE t (x INTEGER)"), SQLITE_OK);

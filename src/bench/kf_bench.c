@@ -46,6 +46,7 @@ void kf_bench_opts_default(kf_bench_opts *o) {
     o->attempts = 5;
     o->db_path = "kforge.db";
     o->with_compile = 1;
+    o->time_defaults = -1;
     kf_harness_opts_default(&o->harness, NULL);
     o->out = stdout;
 }
@@ -301,6 +302,8 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
             row->compile_ms = tr.compile_ms;
             if (tr.ms > 0 && tr.eager_ms > 0) row->speedup_eager = tr.eager_ms / tr.ms;
             if (tr.ms > 0 && tr.compile_ms > 0) row->speedup_compile = tr.compile_ms / tr.ms;
+            row->eager_default_ms = tr.eager_default_ms;
+            row->compile_default_ms = tr.compile_default_ms;
         } else {
             kf_str_clear(msg);
             kf_str_appendf(msg, "timing failed: %s", tr.status != KF_ST_VERIFIED ?
@@ -347,6 +350,7 @@ int kf_bench_run(const char *const *paths, int n_paths, const kf_bench_opts *o, 
     c.t0 = now_s();
     if (!c.ho.target) c.ho.target = kf_target_find(o->target);
     if (!c.ho.target) return kf_fail(err, KF_E_INVALID, "unknown target '%s'", o->target);
+    c.ho.time_defaults = o->time_defaults >= 0 ? o->time_defaults : !strcmp(o->target, "cuda");
     {
         kf_err aerr = {0};
         if (c.ho.target->available(&aerr))

@@ -20,6 +20,8 @@ typedef struct kf_bench_opts {
     int resume;                  /* continue the last run with the same target and agents */
     const char *json_out;        /* JSON report path or NULL */
     int with_compile;            /* also time torch.compile where available */
+    int time_defaults;           /* also time the baselines at PyTorch's default precision:
+                                  * 1 on, 0 off, -1 (default) on for the cuda target only */
     kf_harness_opts harness;     /* trials, runs, tolerances, limits */
     const char *command_line;    /* for the record */
     volatile sig_atomic_t *stop; /* set by the CLI on Ctrl-C; checked between steps */

@@ -43,6 +43,8 @@ int kf_cmd_bench(int argc, char **argv) {
         }
         else if (!strcmp(argv[i], "--resume")) o.resume = 1;
         else if (!strcmp(argv[i], "--no-compile")) o.with_compile = 0;
+        else if (!strcmp(argv[i], "--time-defaults")) o.time_defaults = 1;
+        else if (!strcmp(argv[i], "--no-time-defaults")) o.time_defaults = 0;
         else if (!strcmp(argv[i], "--quiet")) quiet = 1;
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "kforge bench: unknown option %s (see kforge help)\n", argv[i]);

@@ -12,6 +12,7 @@ static void usage(FILE *f) {
         "usage:\n"
         "  kforge bench PATH... [--target cpu] [--agents search] [--attempts 5] [--json OUT.json]\n"
         "                       [--db FILE] [--resume] [--threads N] [--no-compile] [--quiet]\n"
+        "                       [--time-defaults | --no-time-defaults]\n"
         "                       [--llm-context TARGET] [--llm-profile]\n"
         "      run every KernelBench-format problem under PATH (files or folders) through the\n"
         "      agents, verify and time the candidates, keep the fastest verified one\n"

@@ -31,6 +31,9 @@ typedef struct kf_harness_opts {
     long long flush_bytes;   /* cache flush size (0 = 2x the last-level cache) */
     unsigned long long seed; /* base of the hidden trial seeds (mixed with a random value) */
     const char *workdir;     /* private temp folder */
+    int time_defaults;       /* also time the baselines at PyTorch's default precision (TF32
+                              * where torch allows it by default: cuDNN convolutions on recent
+                              * NVIDIA GPUs); the strict figures stay the headline */
 } kf_harness_opts;
 
 void kf_harness_opts_default(kf_harness_opts *o, const kf_target_ops *target);
@@ -48,6 +51,8 @@ typedef struct kf_result {
     /* timing (ms); 0 when not timed */
     double ms, min_ms, max_ms;
     double eager_ms, compile_ms;   /* baselines timed in the same run; compile_ms < 0 = unavailable */
+    double eager_default_ms, compile_default_ms; /* the same at PyTorch's default precision
+                                                  * (opts.time_defaults), else 0 */
     int degenerate;          /* reference output does not depend on inputs, or all zeros */
     double build_s;          /* compile time */
 } kf_result;

@@ -42,19 +42,19 @@ static void kf_samples_summary(kf_samples *s, double *med, double *mn, double *m
 }
 
 /* One baseline mode for one round. *unavailable = 1 if this torch has no such mode. */
-static int kf_time_baseline(kf_oracle *o, const char *mode, unsigned long long seed, int runs,
-                            int warmup, long long flush, kf_samples *out, int *unavailable,
-                            kf_err *err) {
+static int kf_time_baseline(kf_oracle *o, const char *mode, const char *precision,
+                            unsigned long long seed, int runs, int warmup, long long flush,
+                            kf_samples *out, int *unavailable, kf_err *err) {
     kf_timing tm;
     memset(&tm, 0, sizeof tm);
-    int rc = kf_oracle_time(o, mode, seed, runs, warmup, flush, &tm, err);
+    int rc = kf_oracle_time_precision(o, mode, precision, seed, runs, warmup, flush, &tm, err);
     if (rc) {
         if (rc == KF_E_UNAVAILABLE || strncmp(err->msg, "unavailable", 11) == 0) {
             *unavailable = 1;
             kf_err_clear(err);
             return 0;
         }
-        return kf_err_prefix(err, "harness: timing PyTorch %s", mode);
+        return kf_err_prefix(err, "harness: timing PyTorch %s (%s precision)", mode, precision);
     }
     if (kf_samples_add(out, tm.ms, tm.n)) rc = kf_fail(err, KF_E_NOMEM, "harness: out of memory");
     kf_timing_free(&tm);
@@ -114,7 +114,7 @@ int kf_harness_time(kf_oracle *o, const kf_graph *g, const char *params_file,
         return rc;
     }
     unsigned long long seed = kf_harness_trial_seed(s.hidden, 1000);
-    kf_samples cand = {0}, eager = {0}, comp = {0};
+    kf_samples cand = {0}, eager = {0}, comp = {0}, eager_d = {0}, comp_d = {0};
     kf_safetensors cs;
     int failed = 0, cs_open = 0, compile_unavailable = 0;
     rc = kf_time_fill(&s, o, seed, &cs, r, &failed, err);
@@ -124,11 +124,17 @@ int kf_harness_time(kf_oracle *o, const kf_graph *g, const char *params_file,
         int warm = round == 0 ? s.opt.warmup : 0;
         int unavailable = 0;
         if (with_baselines)
-            rc = kf_time_baseline(o, "eager", seed, per_round, warm, s.opt.flush_bytes, &eager,
-                                  &unavailable, err);
+            rc = kf_time_baseline(o, "eager", "strict", seed, per_round, warm, s.opt.flush_bytes,
+                                  &eager, &unavailable, err);
         if (!rc && with_baselines && with_compile && !compile_unavailable)
-            rc = kf_time_baseline(o, "compile", seed, per_round, warm, s.opt.flush_bytes, &comp,
-                                  &compile_unavailable, err);
+            rc = kf_time_baseline(o, "compile", "strict", seed, per_round, warm, s.opt.flush_bytes,
+                                  &comp, &compile_unavailable, err);
+        if (!rc && with_baselines && s.opt.time_defaults && !unavailable)
+            rc = kf_time_baseline(o, "eager", "default", seed, per_round, warm, s.opt.flush_bytes,
+                                  &eager_d, &unavailable, err);
+        if (!rc && with_baselines && with_compile && s.opt.time_defaults && !compile_unavailable)
+            rc = kf_time_baseline(o, "compile", "default", seed, per_round, warm,
+                                  s.opt.flush_bytes, &comp_d, &compile_unavailable, err);
         if (!rc && unavailable)
             rc = kf_fail(err, KF_E_ORACLE, "harness: PyTorch eager timing is unavailable");
         if (!rc) rc = kf_time_candidate(&s, warm, per_round, &cand, r, &failed, err);
@@ -140,15 +146,22 @@ int kf_harness_time(kf_oracle *o, const kf_graph *g, const char *params_file,
     } else if (!failed) {
         kf_samples_summary(&cand, &r->ms, &r->min_ms, &r->max_ms);
         double mn, mx;
-        r->eager_ms = r->compile_ms = 0;
+        r->eager_ms = r->compile_ms = r->eager_default_ms = r->compile_default_ms = 0;
         if (with_baselines) kf_samples_summary(&eager, &r->eager_ms, &mn, &mx);
         if (with_baselines && with_compile) {
             if (compile_unavailable) r->compile_ms = -1;
             else kf_samples_summary(&comp, &r->compile_ms, &mn, &mx);
         }
+        if (with_baselines && s.opt.time_defaults) {
+            kf_samples_summary(&eager_d, &r->eager_default_ms, &mn, &mx);
+            if (with_compile && !compile_unavailable)
+                kf_samples_summary(&comp_d, &r->compile_default_ms, &mn, &mx);
+        }
     }
     free(cand.v);
     free(eager.v);
     free(comp.v);
+    free(eager_d.v);
+    free(comp_d.v);
     return rc;
 }

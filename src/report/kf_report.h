@@ -16,6 +16,9 @@ int kf_level_from_path(const char *path);
  * row with both times; 0 when unknown. */
 double kf_row_speedup_eager(const kf_problem_row *r);
 double kf_row_speedup_compile(const kf_problem_row *r);
+/* kforge against the baselines at PyTorch's default precision; 0 when not timed. */
+double kf_row_speedup_eager_default(const kf_problem_row *r);
+double kf_row_speedup_compile_default(const kf_problem_row *r);
 /* A speedup over this is flagged for review (DESIGN.md, timing protocol). */
 #define KF_REVIEW_SPEEDUP 10.0
 
@@ -30,6 +33,8 @@ typedef struct kf_level_summary {
     int review;                  /* verified rows with a speedup over KF_REVIEW_SPEEDUP */
     int n_eager;    double geomean_eager;
     int n_compile;  double geomean_compile;
+    int n_eager_default;    double geomean_eager_default;   /* PyTorch at its default precision */
+    int n_compile_default;  double geomean_compile_default;
 } kf_level_summary;
 
 void kf_report_summarize(const kf_problem_row *rows, int n, int level, kf_level_summary *out);

@@ -32,6 +32,12 @@ static cJSON *kf_json_problem(const kf_problem_row *r) {
     kf_add_pos(o, "kforge_ms", r->kforge_ms);
     kf_add_pos(o, "speedup_eager", kf_row_speedup_eager(r));
     kf_add_pos(o, "speedup_compile", kf_row_speedup_compile(r));
+    if (r->eager_default_ms > 0 || r->compile_default_ms > 0) { /* timed at torch's defaults */
+        kf_add_pos(o, "eager_default_ms", r->eager_default_ms);
+        kf_add_pos(o, "compile_default_ms", r->compile_default_ms);
+        kf_add_pos(o, "speedup_eager_default", kf_row_speedup_eager_default(r));
+        kf_add_pos(o, "speedup_compile_default", kf_row_speedup_compile_default(r));
+    }
     kf_add_str(o, "agent", r->agent);
     cJSON_AddNumberToObject(o, "attempts", r->attempts);
     cJSON_AddBoolToObject(o, "degenerate", r->degenerate != 0);
@@ -48,6 +54,10 @@ static cJSON *kf_json_summary(const kf_problem_row *rows, int n, int level) {
     else cJSON_AddNullToObject(o, "geomean_speedup_eager");
     if (sm.n_compile) cJSON_AddNumberToObject(o, "geomean_speedup_compile", sm.geomean_compile);
     else cJSON_AddNullToObject(o, "geomean_speedup_compile");
+    if (sm.n_eager_default)
+        cJSON_AddNumberToObject(o, "geomean_speedup_eager_default", sm.geomean_eager_default);
+    if (sm.n_compile_default)
+        cJSON_AddNumberToObject(o, "geomean_speedup_compile_default", sm.geomean_compile_default);
     cJSON *st = cJSON_AddObjectToObject(o, "by_status");
     for (int s = 0; st && s < KF_ST_COUNT; s++)
         cJSON_AddNumberToObject(st, kf_status_name((kf_status)s), sm.by_status[s]);

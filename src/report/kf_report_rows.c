@@ -41,10 +41,18 @@ double kf_row_speedup_compile(const kf_problem_row *r) {
     return kf_ratio(r, r->speedup_compile, r->compile_ms);
 }
 
+double kf_row_speedup_eager_default(const kf_problem_row *r) {
+    return kf_ratio(r, 0, r->eager_default_ms);
+}
+
+double kf_row_speedup_compile_default(const kf_problem_row *r) {
+    return kf_ratio(r, 0, r->compile_default_ms);
+}
+
 void kf_report_summarize(const kf_problem_row *rows, int n, int level, kf_level_summary *out) {
     memset(out, 0, sizeof *out);
     out->level = level;
-    double log_eager = 0, log_compile = 0;
+    double log_eager = 0, log_compile = 0, log_eager_d = 0, log_compile_d = 0;
     for (int i = 0; i < n; i++) {
         const kf_problem_row *r = &rows[i];
         if (level != KF_LEVEL_ALL && r->level != level) continue;
@@ -63,9 +71,21 @@ void kf_report_summarize(const kf_problem_row *rows, int n, int level, kf_level_
             log_compile += log(sc);
             out->n_compile++;
         }
+        double sed = kf_row_speedup_eager_default(r), scd = kf_row_speedup_compile_default(r);
+        if (sed > 0) {
+            log_eager_d += log(sed);
+            out->n_eager_default++;
+        }
+        if (scd > 0) {
+            log_compile_d += log(scd);
+            out->n_compile_default++;
+        }
     }
     if (out->n_eager) out->geomean_eager = exp(log_eager / out->n_eager);
     if (out->n_compile) out->geomean_compile = exp(log_compile / out->n_compile);
+    if (out->n_eager_default) out->geomean_eager_default = exp(log_eager_d / out->n_eager_default);
+    if (out->n_compile_default)
+        out->geomean_compile_default = exp(log_compile_d / out->n_compile_default);
 }
 
 int kf_report_levels(const kf_problem_row *rows, int n, int *levels, int cap) {

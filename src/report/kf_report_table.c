@@ -92,6 +92,13 @@ static void kf_table_summary(FILE *f, const kf_problem_row *rows, int n, int lev
         fprintf(f, ", %.2fx vs torch.compile (%d problem%s)\n", sm.geomean_compile, sm.n_compile,
                 sm.n_compile == 1 ? "" : "s");
     else fprintf(f, ", torch.compile not measured\n");
+    if (sm.n_eager_default || sm.n_compile_default) {
+        fprintf(f, "         against PyTorch at its default precision (TF32 where allowed): ");
+        if (sm.n_eager_default) fprintf(f, "%.2fx vs eager", sm.geomean_eager_default);
+        else fprintf(f, "- vs eager");
+        if (sm.n_compile_default) fprintf(f, ", %.2fx vs torch.compile\n", sm.geomean_compile_default);
+        else fprintf(f, ", - vs torch.compile\n");
+    }
 }
 
 static void kf_table_ratios(FILE *f, const kf_problem_row *rows, int n, const int *levels, int nl) {
@@ -110,6 +117,16 @@ static void kf_table_ratios(FILE *f, const kf_problem_row *rows, int n, const in
     for (int c = 0; c < cols; c++) kf_put_ratio(f, 9, sms[c].n_eager, sms[c].geomean_eager);
     fprintf(f, "\n%-22s", "speedup vs compile");
     for (int c = 0; c < cols; c++) kf_put_ratio(f, 9, sms[c].n_compile, sms[c].geomean_compile);
+    int any_default = 0;
+    for (int c = 0; c < cols; c++) any_default |= sms[c].n_eager_default || sms[c].n_compile_default;
+    if (any_default) {
+        fprintf(f, "\n%-22s", "vs eager (defaults)");
+        for (int c = 0; c < cols; c++)
+            kf_put_ratio(f, 9, sms[c].n_eager_default, sms[c].geomean_eager_default);
+        fprintf(f, "\n%-22s", "vs compile (defaults)");
+        for (int c = 0; c < cols; c++)
+            kf_put_ratio(f, 9, sms[c].n_compile_default, sms[c].geomean_compile_default);
+    }
     fprintf(f, "\n%-22s", "verified");
     for (int c = 0; c < cols; c++) {
         char buf[32];

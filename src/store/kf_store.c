@@ -23,6 +23,7 @@ static const char *const kf_store_schema =
     "  path TEXT NOT NULL, level INTEGER NOT NULL DEFAULT -1,"
     "  done INTEGER NOT NULL DEFAULT 0, status TEXT, message TEXT,"
     "  eager_ms REAL, compile_ms REAL, kforge_ms REAL, speedup_eager REAL, speedup_compile REAL,"
+    "  eager_default_ms REAL, compile_default_ms REAL,"
     "  agent TEXT, attempts INTEGER NOT NULL DEFAULT 0, degenerate INTEGER NOT NULL DEFAULT 0,"
     "  winner_attempt INTEGER REFERENCES attempts(id) ON DELETE SET NULL,"
     "  finished INTEGER,"
@@ -68,6 +69,13 @@ static int kf_store_check_schema(kf_store *s, kf_err *err) {
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
+    if (version == 1) { /* version 1 lacks the default-precision baselines: add them */
+        int rc = kf_store_exec(s, "ALTER TABLE problems ADD COLUMN eager_default_ms REAL;"
+                                  "ALTER TABLE problems ADD COLUMN compile_default_ms REAL;"
+                                  "UPDATE kf_schema SET version = 2;", err);
+        if (rc) return rc;
+        version = 2;
+    }
     if (version != KF_STORE_SCHEMA_VERSION)
         return kf_fail(err, KF_E_FORMAT,
                        "store %s has schema version %d; this kforge reads version %d "

@@ -16,7 +16,7 @@
 #include "harness/kf_harness.h"
 #include "ir/kf_program.h"
 
-#define KF_STORE_SCHEMA_VERSION 1
+#define KF_STORE_SCHEMA_VERSION 2  /* 2: problems.eager_default_ms, compile_default_ms */
 
 typedef struct kf_store kf_store;
 
@@ -46,6 +46,8 @@ typedef struct kf_problem_row {
     const char *message;         /* the best attempt's message, may be NULL */
     double eager_ms, compile_ms, kforge_ms;   /* <= 0 = unknown */
     double speedup_eager, speedup_compile;    /* <= 0 = unknown */
+    double eager_default_ms, compile_default_ms; /* baselines at PyTorch's default precision
+                                                  * (TF32 where torch allows it); <= 0 = not timed */
     const char *agent;           /* the winning agent, NULL when none verified */
     int attempts;                /* attempts made on the problem, all agents together */
     int degenerate;              /* reference does not depend on inputs (kept out of geomeans) */

@@ -11,7 +11,8 @@
 
 #define KF_ROW_COLUMNS                                                                      \
     "path, level, status, message, eager_ms, compile_ms, kforge_ms, speedup_eager,"        \
-    " speedup_compile, agent, attempts, degenerate, winner_attempt"
+    " speedup_compile, agent, attempts, degenerate, winner_attempt, eager_default_ms,"       \
+    " compile_default_ms"
 
 int kf_status_from_name(const char *name) {
     if (!name) return -1;
@@ -38,6 +39,8 @@ static void kf_store_read_row(sqlite3_stmt *st, kf_problem_row *r) {
     r->attempts = sqlite3_column_int(st, 10);
     r->degenerate = sqlite3_column_int(st, 11);
     r->winner_attempt = sqlite3_column_int64(st, 12);
+    r->eager_default_ms = kf_store_col_double(st, 13);
+    r->compile_default_ms = kf_store_col_double(st, 14);
 }
 
 void kf_problem_row_free(kf_problem_row *r) {
@@ -219,7 +222,8 @@ static int kf_store_update_outcome(kf_store *s, int64_t pid, const kf_problem_ro
     rc = kf_store_prepare(
         s, "UPDATE problems SET level = ?2, done = 1, status = ?3, message = ?4, eager_ms = ?5,"
            " compile_ms = ?6, kforge_ms = ?7, speedup_eager = ?8, speedup_compile = ?9, agent = ?10,"
-           " attempts = ?11, degenerate = ?12, winner_attempt = ?13, finished = ?14 WHERE id = ?1",
+           " attempts = ?11, degenerate = ?12, winner_attempt = ?13, finished = ?14,"
+           " eager_default_ms = ?15, compile_default_ms = ?16 WHERE id = ?1",
         &st, err);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, pid);
@@ -237,6 +241,8 @@ static int kf_store_update_outcome(kf_store *s, int64_t pid, const kf_problem_ro
     if (row->winner_attempt) sqlite3_bind_int64(st, 13, row->winner_attempt);
     else sqlite3_bind_null(st, 13);
     sqlite3_bind_int64(st, 14, (int64_t)time(NULL));
+    kf_store_bind_pos(st, 15, row->eager_default_ms);
+    kf_store_bind_pos(st, 16, row->compile_default_ms);
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : kf_store_fail(s, err, "finishing the problem");
     sqlite3_finalize(st);
     return rc;

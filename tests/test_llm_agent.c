@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agents/kf_agent_llm.h"
+#include "targets/kf_target.h"
 #include "agents/kf_agent_spec.h"
 #include "kf_test.h"
 #include "llm/kf_prompt.h"
@@ -165,6 +166,62 @@ static void test_example_answer(void) {
         kf_program_free(&p);
     }
     free(answer);
+}
+
+/* The cuda prompt's worked example: parses, validates against the same graph, cuda.md shows
+ * that graph, and it compiles under NVRTC where NVRTC can be loaded (else that part skips). */
+static void test_example_answer_cuda(void) {
+    char *answer = read_repo_file("prompts/examples/cuda_answer.md");
+    KF_CHECK(answer != NULL);
+    if (!answer) return;
+    kf_program p;
+    kf_err err;
+    kf_err_clear(&err);
+    int rc = kf_llm_answer_to_program(answer, "cuda", "llm:openai:m", &p, &err);
+    free(answer);
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc) return;
+    KF_CHECK_STR(p.target, "cuda");
+    KF_CHECK_EQ_INT(p.n_sources, 1);
+    KF_CHECK_STR(p.sources[0].file, "kernels.cu");
+    KF_CHECK_EQ_INT(p.n_steps, 2);
+    KF_CHECK(p.n_steps == 2 && p.steps[1].grid[0] == 128 && p.steps[1].block[0] == 128);
+    kf_graph g;
+    memset(&g, 0, sizeof g);
+    rc = kf_graph_from_json(example_graph_json, &g, &err);
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc == 0) {
+        rc = kf_program_validate(&p, &g, &err);
+        KF_CHECK_MSG(rc == 0, "the cuda worked example does not validate: %s", err.msg);
+        char *summary = kf_llm_graph_summary(&g);
+        char *cuda = read_repo_file("prompts/cuda.md");
+        KF_CHECK_MSG(cuda && strstr(cuda, summary) != NULL, "cuda.md's example graph is not:\n%s",
+                     summary);
+        KF_CHECK(cuda && strstr(cuda, "{{include examples/cuda_answer.md}}") != NULL);
+        free(cuda);
+        free(summary);
+        kf_graph_free(&g);
+    }
+    char dir[PATH_MAX];
+    if (!test_mkdtemp(dir, sizeof dir)) {
+        if (!getenv("KFORGE_CUDA_ARCH")) setenv("KFORGE_CUDA_ARCH", "sm_90", 1);
+        const kf_target_ops *t = kf_target_cuda();
+        kf_build_opts o;
+        memset(&o, 0, sizeof o);
+        o.cache_dir = dir;
+        o.timeout_s = 120;
+        kf_build b;
+        memset(&b, 0, sizeof b);
+        kf_err_clear(&err);
+        rc = t->build(&p, &o, &b, &err);
+        if (rc == KF_E_UNAVAILABLE)
+            fprintf(stderr, "    (NVRTC compile of the cuda example skipped: %s)\n", err.msg);
+        else
+            KF_CHECK_MSG(rc == 0, "the cuda worked example does not compile: %s", err.msg);
+        kf_build_free(&b);
+        test_rmtree(dir);
+    }
+    kf_program_free(&p);
 }
 
 /* ---- answer parsing ---- */
@@ -764,6 +821,7 @@ int main(void) {
     KF_RUN(test_template_language);
     KF_RUN(test_prompts_dir_lookup);
     KF_RUN(test_example_answer);
+    KF_RUN(test_example_answer_cuda);
     KF_RUN(test_parse_headings);
     KF_RUN(test_parse_two_sources_and_no_list);
     KF_RUN(test_parse_malformed);

@@ -2,14 +2,15 @@
 # bench/cuda.sh: the GPU benchmark, for a machine with an NVIDIA GPU. Builds kforge
 # (BUILD=build-gpu), runs `kforge bench` on the GPU suite (problems_gpu/, one level at a time so
 # a level that runs out of time does not lose the others) with --target cuda and the naive
-# agent, PyTorch eager and torch.compile timed in the same run on the same GPU (strict float32,
-# L2 flushed with a 128 MiB write before every timed run), and prints last a table: geomean
-# speedup per level vs eager and vs torch.compile, correctness counts, and the total wall time.
+# agent by default, PyTorch eager and torch.compile timed in the same run on the same GPU (strict
+# float32, and again at PyTorch's default precision; L2 flushed with a 128 MiB write before every
+# timed run), and prints a per-problem table, then last a table: geomean speedup per level vs
+# eager and vs torch.compile (strict, and at torch's defaults), correctness counts, wall time.
 #
 # usage: bench/cuda.sh [extra kforge bench arguments...]
 # environment:
 #   PROBLEMS   suite folder (default problems_gpu); its level*/ folders are run in order
-#   AGENTS     default naive
+#   AGENTS     default search
 #   OUTDIR     where the JSON reports go (default bench-cuda/)
 #   LEVELS     the level folders to run, e.g. "level1 level2" (default all)
 #   LEVEL_TIMEOUT  seconds allowed per level (default 1800)
@@ -21,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-gpu}
 PROBLEMS=${PROBLEMS:-problems_gpu}
-AGENTS=${AGENTS:-naive}
+AGENTS=${AGENTS:-search}
 OUTDIR=${OUTDIR:-bench-cuda}
 LEVEL_TIMEOUT=${LEVEL_TIMEOUT:-1800}
 export KFORGE_PYTHON=${KFORGE_PYTHON:-python3}
@@ -89,19 +90,33 @@ def gm(xs):
     xs = [x for x in xs if isinstance(x, (int, float)) and x > 0]
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
 def fmt(x):
-    return "%.3fx" % x if x else "-"
+    return "%.2fx" % x if isinstance(x, (int, float)) and x > 0 else "-"
 levels = sorted({p.get("level") for p in rows.values() if p.get("level") is not None})
 print()
-print("%-5s %8s %9s %12s %14s  %s" % ("level", "problems", "verified", "vs eager", "vs compile", "statuses"))
+print("%-48s %-10s %9s %9s %9s %8s %8s %8s %8s  %s" % ("problem", "status", "eager ms", "compile", "kforge",
+      "vs eag", "vs comp", "eag dflt", "cmp dflt", "agent"))
+for path in sorted(rows, key=lambda k: (rows[k].get("level") or 0, int(os.path.basename(k).split("_")[0]) if os.path.basename(k).split("_")[0].isdigit() else 0)):
+    p = rows[path]
+    def ms(x):
+        return "%.3f" % x if isinstance(x, (int, float)) and x > 0 else "-"
+    print("%-48s %-10s %9s %9s %9s %8s %8s %8s %8s  %s" % (path[-48:], p["status"], ms(p.get("eager_ms")),
+          ms(p.get("compile_ms")), ms(p.get("kforge_ms")), fmt(p.get("speedup_eager")),
+          fmt(p.get("speedup_compile")), fmt(p.get("speedup_eager_default")),
+          fmt(p.get("speedup_compile_default")), p.get("agent") or "-"))
+print()
+print("%-5s %8s %9s %10s %10s %12s %12s  %s" % ("level", "problems", "verified", "vs eager", "vs compile",
+      "eager dflt", "compile dflt", "statuses"))
 for lv in levels + ["all"]:
     ps = [p for p in rows.values() if lv == "all" or p.get("level") == lv]
     ok = [p for p in ps if p["status"] == "verified" and not p.get("degenerate")]
     st = {}
     for p in ps:
         st[p["status"]] = st.get(p["status"], 0) + 1
-    print("%-5s %8d %9d %12s %14s  %s" % (lv, len(ps), len([p for p in ps if p["status"] == "verified"]),
+    print("%-5s %8d %9d %10s %10s %12s %12s  %s" % (lv, len(ps), len([p for p in ps if p["status"] == "verified"]),
           fmt(gm([p.get("speedup_eager") for p in ok])), fmt(gm([p.get("speedup_compile") for p in ok])),
+          fmt(gm([p.get("speedup_eager_default") for p in ok])), fmt(gm([p.get("speedup_compile_default") for p in ok])),
           ", ".join("%s %d" % kv for kv in sorted(st.items()))))
+print("(strict float32 unless marked dflt: PyTorch at its default precision, TF32 for cuDNN convolutions)")
 print("total wall time: %dm%02ds; KFORGE_GPU_SCALE=%s" % (wall // 60, wall % 60, os.environ.get("KFORGE_GPU_SCALE", "1")))
 PY
 exit $status

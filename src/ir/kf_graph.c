@@ -1,6 +1,7 @@
 /* kf_graph.c: loading the oracle's ATen graph JSON into a kf_graph, resolving every tensor
  * name to a value index and rejecting inconsistent graphs with the offending name. */
 #include "ir/kf_graph.h"
+#include "ir/kf_json_num.h"
 
 #include "core/kf_str.h"
 
@@ -46,34 +47,6 @@ static int kf_gmap_get(kf_gmap *m, const char *name, int insert) {
 }
 
 /* ---- small JSON helpers ---- */
-
-/* An integral JSON number as int64, clamped at the int64 range (JSON carries doubles, so the
- * common sentinels 9223372036854775807 and its negative arrive as +-2^63). */
-static int kf_json_i64(const cJSON *j, int64_t *out) {
-    if (!cJSON_IsNumber(j)) return -1;
-    double d = j->valuedouble;
-    if (!isfinite(d) || floor(d) != d) return -1;
-    if (d >= 9223372036854775807.0) *out = INT64_MAX;
-    else if (d <= -9223372036854775808.0) *out = INT64_MIN;
-    else *out = (int64_t)d;
-    return 0;
-}
-
-/* A float: a JSON number, or one of the strings "inf", "-inf", "nan" (JSON has no literals
- * for them). */
-static int kf_json_f64(const cJSON *j, double *out) {
-    if (cJSON_IsNumber(j)) {
-        *out = j->valuedouble;
-        return 0;
-    }
-    if (!cJSON_IsString(j)) return -1;
-    const char *s = j->valuestring;
-    if (!strcmp(s, "inf") || !strcmp(s, "Infinity") || !strcmp(s, "+inf")) *out = INFINITY;
-    else if (!strcmp(s, "-inf") || !strcmp(s, "-Infinity")) *out = -INFINITY;
-    else if (!strcmp(s, "nan") || !strcmp(s, "NaN")) *out = NAN;
-    else return -1;
-    return 0;
-}
 
 /* ---- parsing ---- */
 

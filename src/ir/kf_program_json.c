@@ -2,6 +2,7 @@
  * and formats are errors, so a typo in a hand- or LLM-written plan is reported, not ignored)
  * and resolves every buffer and kernel name to an index. */
 #include "ir/kf_program.h"
+#include "ir/kf_json_num.h"
 
 #include "core/kf_str.h"
 
@@ -22,30 +23,6 @@ typedef struct {
 } kf_pparse;
 
 /* ---- JSON value helpers ---- */
-
-static int kf_pj_i64(const cJSON *j, int64_t *out) {
-    if (!cJSON_IsNumber(j)) return -1;
-    double d = j->valuedouble;
-    if (!isfinite(d) || floor(d) != d) return -1;
-    if (d >= 9223372036854775807.0) *out = INT64_MAX;
-    else if (d <= -9223372036854775808.0) *out = INT64_MIN;
-    else *out = (int64_t)d;
-    return 0;
-}
-
-static int kf_pj_f64(const cJSON *j, double *out) {
-    if (cJSON_IsNumber(j)) {
-        *out = j->valuedouble;
-        return 0;
-    }
-    if (!cJSON_IsString(j)) return -1;
-    const char *s = j->valuestring;
-    if (!strcmp(s, "inf") || !strcmp(s, "+inf") || !strcmp(s, "Infinity")) *out = INFINITY;
-    else if (!strcmp(s, "-inf") || !strcmp(s, "-Infinity")) *out = -INFINITY;
-    else if (!strcmp(s, "nan") || !strcmp(s, "NaN")) *out = NAN;
-    else return -1;
-    return 0;
-}
 
 /* Rejects any field of obj not in allowed (NULL-terminated); "comment" is always allowed. */
 static int kf_pj_fields(kf_pparse *ps, const cJSON *obj, const char *const *allowed,
@@ -76,7 +53,7 @@ static int kf_pj_int(kf_pparse *ps, const cJSON *obj, const char *key, int req, 
         *out = def;
         return 0;
     }
-    if (kf_pj_i64(j, out) != 0)
+    if (kf_json_i64(j, out) != 0)
         return kf_fail(ps->err, KF_E_FORMAT, "%s: field '%s' is not an integer", where, key);
     return 0;
 }
@@ -89,7 +66,7 @@ static int kf_pj_num(kf_pparse *ps, const cJSON *obj, const char *key, int req, 
         *out = def;
         return 0;
     }
-    if (kf_pj_f64(j, out) != 0)
+    if (kf_json_f64(j, out) != 0)
         return kf_fail(ps->err, KF_E_FORMAT, "%s: field '%s' is not a number", where, key);
     return 0;
 }
@@ -129,7 +106,7 @@ static int kf_pj_dim3(kf_pparse *ps, const cJSON *obj, const char *key, const ch
         return kf_fail(ps->err, KF_E_FORMAT, "%s: '%s' must be an array of 1 to 3 integers",
                        where, key);
     for (int i = 0; i < n; i++)
-        if (kf_pj_i64(cJSON_GetArrayItem(j, i), &out[i]) != 0)
+        if (kf_json_i64(cJSON_GetArrayItem(j, i), &out[i]) != 0)
             return kf_fail(ps->err, KF_E_FORMAT, "%s: '%s'[%d] is not an integer", where, key, i);
     return 0;
 }
@@ -295,7 +272,7 @@ static int kf_pj_buffers(kf_pparse *ps, const cJSON *jb) {
             return kf_fail(ps->err, KF_E_FORMAT, "%s: %d dimensions (at most %d)", where, d.ndim,
                            KF_MAX_DIMS);
         for (int k = 0; k < d.ndim; k++)
-            if (kf_pj_i64(cJSON_GetArrayItem(js, k), &d.shape[k]) != 0 || d.shape[k] < 0)
+            if (kf_json_i64(cJSON_GetArrayItem(js, k), &d.shape[k]) != 0 || d.shape[k] < 0)
                 return kf_fail(ps->err, KF_E_FORMAT, "%s: shape[%d] is not a non-negative "
                                "integer", where, k);
         if (kf_program_add_buf(ps->p, name, role, (int)index, param, &d) < 0)
@@ -323,10 +300,10 @@ static int kf_pj_karg(kf_pparse *ps, const cJSON *a, kf_karg *out, const char *w
         return kf_fail(ps->err, KF_E_FORMAT, "%s: argument %d has unknown kind '%s' (expected "
                        "i32, i64 or f32)", where, i, key);
     if (out->kind == KF_KP_F32) {
-        if (kf_pj_f64(a->child, &out->f) != 0)
+        if (kf_json_f64(a->child, &out->f) != 0)
             return kf_fail(ps->err, KF_E_FORMAT, "%s: argument %d: f32 value is not a number",
                            where, i);
-    } else if (kf_pj_i64(a->child, &out->i) != 0) {
+    } else if (kf_json_i64(a->child, &out->i) != 0) {
         return kf_fail(ps->err, KF_E_FORMAT, "%s: argument %d: %s value is not an integer", where,
                        i, key);
     }

@@ -112,40 +112,6 @@ static int kf_cpu_source(const kf_program *p, kf_str *s, kf_err *err) {
     return 0;
 }
 
-static char *kf_cpu_cache_dir(const kf_build_opts *o) {
-    if (o && o->cache_dir && *o->cache_dir) return kf_strdup(o->cache_dir);
-    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (x && *x) return kf_asprintf("%s/kforge/cpu", x);
-    if (home && *home) return kf_asprintf("%s/.cache/kforge/cpu", home);
-    return kf_asprintf("/tmp/kforge-cache-%ld/cpu", (long)getuid());
-}
-
-/* The first lines of a compiler log, from the first line that mentions an error, joined
- * with " | " (they end up in a one-line kf_err message). */
-static void kf_cpu_log_head(const char *log, char *buf, size_t n) {
-    buf[0] = '\0';
-    if (!log) return;
-    const char *start = strstr(log, "error");
-    if (start) {
-        while (start > log && start[-1] != '\n') start--;
-    } else {
-        start = log;
-    }
-    size_t used = 0;
-    for (int lines = 0; *start && lines < 8 && used + 4 < n; lines++) {
-        size_t len = strcspn(start, "\n");
-        int w = snprintf(buf + used, n - used, "%s%.*s", lines ? " | " : "", (int)len, start);
-        if (w < 0) break;
-        used += (size_t)w;
-        if (used >= n) {
-            used = n - 1;
-            break;
-        }
-        start += len;
-        if (*start == '\n') start++;
-    }
-}
-
 static int kf_cpu_compile(const char *src_path, const char *tmp_so, const char *const *flags,
                           double timeout_s, kf_build *b, kf_err *err) {
     kf_cpu_cc cc;
@@ -171,7 +137,7 @@ static int kf_cpu_compile(const char *src_path, const char *tmp_so, const char *
         kf_err_prefix(err, "no C compiler: install gcc (apt-get install gcc) or set KFORGE_CC");
     } else if (rc == 0 && code != 0) {
         char head[900];
-        kf_cpu_log_head(b->log, head, sizeof head);
+        kf_build_log_head(b->log, head, sizeof head);
         rc = kf_fail(err, KF_E_COMPILE, "cpu: compile failed (%s exit %d): %s", cc.argv[0], code,
                      head[0] ? head : "(no compiler output)");
     }
@@ -192,7 +158,7 @@ int kf_cpu_build(const kf_program *p, const kf_build_opts *o, kf_build *b, kf_er
     if (!rc) rc = kf_cpu_cc_identity(&ident, err);
     if (!rc) {
         model = kf_cpu_model();
-        dir = kf_cpu_cache_dir(o);
+        dir = kf_build_cache_dir(o, "cpu");
         if (!model || !dir) rc = kf_fail(err, KF_E_NOMEM, "cpu: out of memory");
     }
     if (!rc) {

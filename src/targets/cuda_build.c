@@ -146,14 +146,6 @@ static void kf_cu_compile_child(void *ctx, int fd) {
     kf_cu_reply(fd, head, log);
 }
 
-static char *kf_cu_cache_dir(const kf_build_opts *o) {
-    if (o && o->cache_dir && *o->cache_dir) return kf_strdup(o->cache_dir);
-    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (x && *x) return kf_asprintf("%s/kforge/cuda", x);
-    if (home && *home) return kf_asprintf("%s/.cache/kforge/cuda", home);
-    return kf_asprintf("/tmp/kforge-cache-%ld/cuda", (long)getuid());
-}
-
 /* "sm_90" from $KFORGE_CUDA_ARCH ("sm_90", "90", "compute_90" is refused: a CUBIN needs sm). */
 static int kf_cu_arch(char *arch, size_t n, kf_err *err) {
     const char *e = getenv("KFORGE_CUDA_ARCH");
@@ -170,28 +162,6 @@ static int kf_cu_arch(char *arch, size_t n, kf_err *err) {
     if (rc) return rc;
     snprintf(arch, n, "sm_%d%d", d.cc_major, d.cc_minor);
     return 0;
-}
-
-/* The first lines of a log from the first one that mentions an error, joined with " | ". */
-static void kf_cu_log_head(const char *log, char *buf, size_t n) {
-    buf[0] = '\0';
-    if (!log) return;
-    const char *start = strstr(log, "error");
-    if (start) {
-        while (start > log && start[-1] != '\n') start--;
-    } else {
-        start = log;
-    }
-    size_t used = 0;
-    for (int lines = 0; *start && lines < 8 && used + 4 < n; lines++) {
-        size_t len = strcspn(start, "\n");
-        int w = snprintf(buf + used, n - used, "%s%.*s", lines ? " | " : "", (int)len, start);
-        if (w < 0) break;
-        used += (size_t)w;
-        if (used >= n) break;
-        start += len;
-        if (*start == '\n') start++;
-    }
 }
 
 static int kf_cu_source(const kf_program *p, kf_str *s, kf_err *err) {
@@ -227,7 +197,7 @@ int kf_cuda_build(const kf_program *p, const kf_build_opts *o, kf_build *b, kf_e
     char *dir = NULL, *out = NULL;
     int rc = kf_cu_source(p, &src, err);
     if (!rc) rc = kf_cu_arch(job.arch, sizeof job.arch, err);
-    if (!rc && !(dir = kf_cu_cache_dir(o))) rc = kf_fail(err, KF_E_NOMEM, "cuda: out of memory");
+    if (!rc && !(dir = kf_build_cache_dir(o, "cuda"))) rc = kf_fail(err, KF_E_NOMEM, "cuda: out of memory");
     if (!rc) {
         int e = kf_mkdirs(dir);
         if (e) rc = kf_fail(err, KF_E_IO, "cuda: cannot create cache dir %s: %s", dir, strerror(-e));
@@ -256,7 +226,7 @@ int kf_cuda_build(const kf_program *p, const kf_build_opts *o, kf_build *b, kf_e
         } else if (sscanf(out, "ERR %d %n", &code, &off) == 1 && off > 0) {
             if (code == KF_E_COMPILE) {
                 char head[900];
-                kf_cu_log_head(b->log, head, sizeof head);
+                kf_build_log_head(b->log, head, sizeof head);
                 rc = kf_fail(err, KF_E_COMPILE, "cuda: compile failed (NVRTC, %s): %s", job.arch,
                              head[0] ? head : out + off);
             } else {

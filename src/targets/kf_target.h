@@ -66,5 +66,11 @@ const kf_target_ops *kf_target_find(const char *name); /* NULL if kforge has no 
 const kf_target_ops *kf_target_cpu(void);
 const kf_target_ops *kf_target_cuda(void); /* present in every build; unavailable without CUDA */
 void kf_build_free(kf_build *b);
+/* kf_build_util.c, for the targets' build steps: the artifact cache folder (o->cache_dir, else
+ * $XDG_CACHE_HOME/kforge/TARGET, ~/.cache/kforge/TARGET or /tmp/kforge-cache-UID/TARGET;
+ * malloc'd, NULL when out of memory), and the first lines of a compiler log from the first one
+ * that mentions an error, joined with " | " (for one-line error messages). */
+char *kf_build_cache_dir(const kf_build_opts *o, const char *target);
+void kf_build_log_head(const char *log, char *buf, size_t n);
 
 #endif

@@ -66,5 +66,12 @@ const kf_target_ops *kf_target_find(const char *name); /* NULL if kforge has no 
 const kf_target_ops *kf_target_cpu(void);
 const kf_target_ops *kf_target_cuda(void); /* present in every build; unavailable without CUDA */
 void kf_build_free(kf_build *b);
+/* The plain reference convolution of a conv step (cpu_conv.c): x, w, bias (NULL: none) and y
+ * point at the step's first element of each tensor (offsets already applied). The cpu
+ * target runs conv steps with it; tests compare other targets against it. */
+void kf_conv_reference(const kf_conv_step *c, const float *x, const float *w, const float *bias, float *y);
+/* 1 if the cuda target's conv steps can load cuDNN here (dlopen only, CUDA is not touched);
+ * else 0 with why in err (may be NULL). */
+int kf_cuda_cudnn_available(kf_err *err);
 
 #endif

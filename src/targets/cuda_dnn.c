@@ -5,9 +5,10 @@
  * is run as a 2-d one with a leading spatial dim of 1, since the Nd descriptors need 4 dims)
  * and its algorithm: the first of cuDNN's heuristic ranking (cudnnGet*Algorithm_v7, what
  * PyTorch eager uses by default) whose math is allowed, or with $KFORGE_CUDNN_FIND=1 the
- * fastest that cudnnFind*AlgorithmEx measures. On an H100 the measured choice was never
- * faster and twice slower (a strided 3x3 and a strided 1x1 of a ResNet block, timed with
- * the L2 flushed), so the heuristics are the default. float32 stays float32: the
+ * fastest that cudnnFind*AlgorithmEx measures. On an H100, timed with the L2 flushed, the
+ * measured choice was never faster on the GPU benchmark's convolutions and up to 1.5x
+ * slower (a strided 3x3 and a strided 1x1 of a ResNet block); it won only on tiny ones
+ * (10-20 us). So the heuristics are the default. float32 stays float32: the
  * convolution's math type is CUDNN_FMA_MATH (no TF32 tensor cores) unless allow_tf32 is
  * set, and the FFT and non-fused Winograd algorithms, whose rounding differs most from a
  * direct sum, are not used. One workspace, the largest any chosen algorithm needs, is

@@ -3,7 +3,8 @@
  * programs are lowered for the cpu target too, whose conv step is the reference loop, and
  * run next to the naive lowering (same inputs, outputs within 1e-4): the conv step's fields
  * and the fused epilogue (bias, activation) are checked by numbers without a GPU. For cuda
- * the program is built (not run): one conv step, the epilogue kernel, kernels.cu. Without
+ * the program is built (not run): one conv step, the epilogue kernel, kernels.cu, compiled
+ * by NVRTC where it is installed. Without
  * lib_conv nothing changes: no conv step, the generated convolution. The search agent's
  * space on cuda starts from the conv step and keeps the generated convolution as a
  * neighbour. */
@@ -225,6 +226,17 @@ static void check_graph(const char *name, const char *json, int launches, int st
             fprintf(stderr, "      cpu: largest relative difference from the naive lowering %.3g\n", d);
         } else {
             KF_CHECK(v.n_sources == 1 && strcmp(v.sources[0].file, "kernels.cu") == 0);
+            /* the epilogue kernels compile, where NVRTC is installed */
+            kf_build_opts bo;
+            memset(&bo, 0, sizeof bo);
+            bo.cache_dir = cache_dir;
+            bo.timeout_s = 120;
+            kf_build b;
+            memset(&b, 0, sizeof b);
+            rc = kf_target_cuda()->build(&v, &bo, &b, &err);
+            if (rc == KF_E_UNAVAILABLE) fprintf(stderr, "      cuda: not compiled here: %s\n", err.msg);
+            else KF_CHECK_MSG(rc == 0, "cuda: %s\n%s", err.msg, b.log ? b.log : "");
+            kf_build_free(&b);
         }
         kf_program_free(&v);
     }
@@ -290,6 +302,7 @@ static void test_search_space(void) {
 
 int main(void) {
     snprintf(cache_dir, sizeof cache_dir, "/tmp/kf_test_fuse_convlib_%ld", (long)getpid());
+    if (!getenv("KFORGE_CUDA_ARCH")) setenv("KFORGE_CUDA_ARCH", "sm_90", 1); /* compile without a GPU */
     KF_RUN(test_conv_step_lowering);
     KF_RUN(test_search_space);
     char cmd[300];

@@ -37,7 +37,7 @@ if [ -n "$DEVDEPS" ]; then
 fi
 make -j"$(nproc)" BUILD="$BUILD" "$BUILD/kforge" >"$OUTDIR/build.log" 2>&1 || { tail -n 30 "$OUTDIR/build.log"; exit 1; }
 
-# NVRTC and cuBLAS: the copies PyTorch's wheels bring, else the toolkit's
+# NVRTC, cuBLAS and cuDNN: the copies PyTorch's wheels bring, else the toolkit's
 libdirs=$("$KFORGE_PYTHON" - <<'PY' 2>/dev/null || true
 import glob, os
 try:
@@ -47,7 +47,7 @@ except Exception:
     roots = []
 dirs = []
 for r in roots:
-    for pat in ("**/libnvrtc.so*", "**/libcublas.so*"):
+    for pat in ("**/libnvrtc.so*", "**/libcublas.so*", "**/libcudnn.so*"):
         for f in glob.glob(os.path.join(r, pat), recursive=True):
             d = os.path.dirname(f)
             if d not in dirs:

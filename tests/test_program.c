@@ -256,7 +256,7 @@ static void test_parse_errors(void) {
     KF_CHECK_EQ_INT(kf_program_from_json("{\"target\":", NULL, &p, &err), KF_E_FORMAT);
     KF_CHECK(strstr(err.msg, "not valid JSON") != NULL);
     expect("kforge-program/1", "kforge-program/9", KF_E_FORMAT, 0, "unknown format 'kforge-program/9'");
-    expect("{\"op\":\"fill\"", "{\"op\":\"conv\"", KF_E_FORMAT, 0, "step 3: unknown op 'conv'");
+    expect("{\"op\":\"fill\"", "{\"op\":\"convolve\"", KF_E_FORMAT, 0, "step 3: unknown op 'convolve'");
     expect("\"trans_b\":true", "\"trans_B\":true", KF_E_FORMAT, 0,
            "step 0 (gemm): unknown field 'trans_B'");
     expect("{\"op\":\"fill\",\"dst\":\"t\",\"value\":\"-inf\"}",
@@ -338,11 +338,144 @@ static void test_validate_errors(void) {
            "buffer 'x2' is graph input 1, but the graph has 1 inputs");
 }
 
+/* A grouped, strided 2-d convolution with bias: x [2, 4, 9, 9], w [6, 2, 3, 3] (groups 2),
+ * y [2, 6, 5, 5] = (9 + 2*1 - 2 - 1) / 2 + 1. */
+static const char *conv_plan =
+    "{\"target\":\"cuda\",\"buffers\":["
+    "{\"name\":\"x\",\"role\":\"input\",\"index\":0,\"dtype\":\"f32\",\"shape\":[2,4,9,9]},"
+    "{\"name\":\"w\",\"role\":\"param\",\"param\":\"p0\",\"dtype\":\"f32\",\"shape\":[6,2,3,3]},"
+    "{\"name\":\"b\",\"role\":\"param\",\"param\":\"p1\",\"dtype\":\"f32\",\"shape\":[6]},"
+    "{\"name\":\"y\",\"role\":\"output\",\"index\":0,\"dtype\":\"f32\",\"shape\":[2,6,5,5]}],"
+    "\"steps\":[{\"op\":\"conv\",\"x\":\"x\",\"w\":\"w\",\"y\":\"y\",\"bias\":\"b\",\"n\":2,"
+    "\"c_in\":4,\"c_out\":6,\"in\":[9,9],\"kernel\":[3,3],\"stride\":[2,2],\"padding\":1,"
+    "\"groups\":2}]}";
+
+/* conv_plan with from -> to; parse_rc from parsing, then val_rc from validating (no graph). */
+static void conv_expect(const char *from, const char *to, int parse_rc, int val_rc, const char *want) {
+    const char *at = strstr(conv_plan, from);
+    KF_CHECK_MSG(at != NULL, "test bug: '%s' not in the conv plan", from);
+    if (!at) return;
+    char *plan = kf_asprintf("%.*s%s%s", (int)(at - conv_plan), conv_plan, to, at + strlen(from));
+    kf_program p;
+    kf_err err;
+    kf_err_clear(&err);
+    int rc = kf_program_from_json(plan, NULL, &p, &err);
+    KF_CHECK_MSG(rc == parse_rc, "'%s' -> '%s': parse rc %d (%s), wanted %d", from, to, rc, err.msg, parse_rc);
+    if (rc == 0) {
+        rc = kf_program_validate(&p, NULL, &err);
+        KF_CHECK_MSG(rc == val_rc, "'%s' -> '%s': validate rc %d (%s), wanted %d", from, to, rc, err.msg, val_rc);
+        kf_program_free(&p);
+    }
+    if (want) {
+        KF_CHECK_MSG(strstr(err.msg, want) != NULL, "message '%s' lacks '%s'", err.msg, want);
+        fprintf(stderr, "    rejected: %s\n", err.msg);
+    }
+    free(plan);
+}
+
+static void test_conv_step(void) {
+    kf_program p;
+    kf_err err;
+    kf_err_clear(&err);
+    int rc = kf_program_from_json(conv_plan, NULL, &p, &err);
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc != 0) return;
+    KF_CHECK_EQ_INT(p.n_steps, 1);
+    const kf_conv_step *c = &p.steps[0].conv;
+    KF_CHECK_EQ_INT(p.steps[0].kind, KF_STEP_CONV);
+    KF_CHECK_STR(kf_step_kind_name(p.steps[0].kind), "conv");
+    KF_CHECK_EQ_INT(c->x, 0);
+    KF_CHECK_EQ_INT(c->w, 1);
+    KF_CHECK_EQ_INT(c->bias, 2);
+    KF_CHECK_EQ_INT(c->y, 3);
+    KF_CHECK_EQ_INT(c->nsd, 2);
+    KF_CHECK_EQ_INT(c->n, 2);
+    KF_CHECK_EQ_INT(c->groups, 2);
+    KF_CHECK_EQ_INT(c->padding[0], 1);   /* one integer: every dim */
+    KF_CHECK_EQ_INT(c->padding[1], 1);
+    KF_CHECK_EQ_INT(c->dilation[1], 1);  /* default */
+    KF_CHECK_EQ_INT(c->transposed, 0);
+    KF_CHECK_EQ_INT(kf_conv_step_out(c, 0), 5);
+    KF_CHECK_EQ_INT(kf_conv_step_out(c, 1), 5);
+    rc = kf_program_validate(&p, NULL, &err);
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    /* write round trip: the written plan reads back to the same text */
+    char *t1 = kf_program_to_json(&p);
+    kf_program q;
+    rc = t1 ? kf_program_from_json(t1, NULL, &q, &err) : -1;
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc == 0) {
+        char *t2 = kf_program_to_json(&q);
+        KF_CHECK(t2 && strcmp(t1, t2) == 0);
+        KF_CHECK(strstr(t1, "\"conv\"") != NULL);
+        KF_CHECK_EQ_INT(q.steps[0].conv.bias, 2);
+        KF_CHECK_EQ_INT(q.steps[0].conv.stride[1], 2);
+        KF_CHECK_EQ_INT(kf_program_validate(&q, NULL, &err), 0);
+        free(t2);
+        kf_program_free(&q);
+    }
+    free(t1);
+    kf_program_free(&p);
+    /* the builder's defaults */
+    kf_program b;
+    memset(&b, 0, sizeof b);
+    kf_step *st = kf_program_add_step(&b, KF_STEP_CONV);
+    KF_CHECK(st != NULL);
+    if (st) {
+        KF_CHECK_EQ_INT(st->conv.bias, -1);
+        KF_CHECK_EQ_INT(st->conv.groups, 1);
+        KF_CHECK_EQ_INT(st->conv.stride[2], 1);
+        KF_CHECK_EQ_INT(st->conv.dilation[0], 1);
+    }
+    kf_program_free(&b);
+    /* the 1-d form validates (x read as [2, 4, 49], y [2, 6, 25]); an output no step writes
+     * is still caught */
+    conv_expect("\"in\":[9,9],\"kernel\":[3,3],\"stride\":[2,2],\"padding\":1,\"groups\":2",
+                "\"in\":[49],\"kernel\":[3],\"stride\":2,\"padding\":[1],\"groups\":2", 0, 0, NULL);
+    conv_expect("\"shape\":[2,6,5,5]}],", "\"shape\":[2,6,5,5]},{\"name\":\"z\",\"role\":\"output\","
+                "\"index\":1,\"dtype\":\"f32\",\"shape\":[2,4,10,10]}],", 0, KF_E_INVALID,
+                "buffer 'z' (output 1) is never written");
+}
+
+static void test_conv_errors(void) {
+    conv_expect("\"groups\":2", "\"groups\":2,\"stides\":[1,1]", KF_E_FORMAT, 0, "step 0 (conv): unknown field 'stides'");
+    conv_expect("\"kernel\":[3,3],", "", KF_E_FORMAT, 0, "step 0 (conv): missing array field 'kernel'");
+    conv_expect("\"kernel\":[3,3]", "\"kernel\":[3,3,3]", KF_E_FORMAT, 0, "'kernel' must be an integer or an array of 2");
+    conv_expect("\"in\":[9,9]", "\"in\":[1,9,9,9]", KF_E_FORMAT, 0, "'in' must be an array of 1 to 3 integers");
+    conv_expect("\"n\":2,", "", KF_E_FORMAT, 0, "step 0 (conv): missing integer field 'n'");
+    conv_expect("\"y\":\"y\"", "\"y\":\"q\"", KF_E_INVALID, 0, "'y' names unknown buffer 'q'");
+    conv_expect("\"groups\":2", "\"groups\":4", 0, KF_E_INVALID, "groups 4 does not divide c_in 4 and c_out 6");
+    conv_expect("\"stride\":[2,2]", "\"stride\":[1,2]", 0, KF_E_INVALID,
+                "step 0 (conv): y needs elements 0..540 of buffer 'y', which has 300 elements");
+    conv_expect("\"c_in\":4", "\"c_in\":8", 0, KF_E_INVALID, "x needs elements 0..1296 of buffer 'x'");
+    conv_expect("\"groups\":2", "\"groups\":2,\"w_offset\":1", 0, KF_E_INVALID, "w needs elements 1..109 of buffer 'w'");
+    conv_expect("\"bias\":\"b\"", "\"bias\":\"w\",\"bias_offset\":104", 0, KF_E_INVALID,
+                "bias needs elements 104..110 of buffer 'w'");
+    conv_expect("\"padding\":1", "\"padding\":1,\"output_padding\":[1,1]", 0, KF_E_INVALID,
+                "output_padding is only for transposed convolutions");
+    conv_expect("\"padding\":1", "\"padding\":-1", 0, KF_E_INVALID, "padding and output_padding >= 0");
+    conv_expect("\"in\":[9,9],\"kernel\":[3,3]", "\"in\":[1,9],\"kernel\":[5,3]", 0, KF_E_INVALID,
+                "dim 0: the output would be empty");
+    conv_expect("\"param\":\"p1\",\"dtype\":\"f32\"", "\"param\":\"p1\",\"dtype\":\"f64\"", 0, KF_E_INVALID,
+                "bias buffer 'b' is f64; conv needs f32");
+    conv_expect("\"y\":\"y\"", "\"y\":\"w\"", 0, KF_E_INVALID, "y ('w') may not be the same buffer");
+    conv_expect("\"y\":\"y\"", "\"y\":\"x\"", 0, KF_E_INVALID, "y ('x') may not be the same buffer");
+    conv_expect("\"y\":\"y\",\"bias\":\"b\"", "\"y\":\"b\"", 0, KF_E_INVALID,
+                "y 'b' is a param buffer, which steps may not write");
+    /* transposed: [2, 4, 9, 9] -> (9-1)*2 - 2 + 2 + 0 + 1 = 17 per dim, y is too small; and the
+     * output_padding rule */
+    conv_expect("\"groups\":2", "\"groups\":2,\"transposed\":true", 0, KF_E_INVALID, "y needs elements 0..");
+    conv_expect("\"groups\":2", "\"groups\":2,\"transposed\":true,\"output_padding\":2", 0, KF_E_INVALID,
+                "output_padding 2 must be smaller than stride or dilation");
+}
+
 int main(void) {
     KF_RUN(test_parse_base);
     KF_RUN(test_save_load);
     KF_RUN(test_builder);
     KF_RUN(test_parse_errors);
     KF_RUN(test_validate_errors);
+    KF_RUN(test_conv_step);
+    KF_RUN(test_conv_errors);
     return kf_test_report();
 }

@@ -46,6 +46,9 @@ typedef struct kf_fplan {
     unsigned char *stored;     /* per value: has its own storage written by some group */
     int *alias_of;             /* per value: storage root through row-major views (itself if none) */
     kf_fgroup *groups; int n_groups;   /* topological order */
+    int lib_conv;              /* the target runs conv steps (cuda with cuDNN): CONV groups
+                                * admit KF_IMPL_LIB, and it is their default (0 from
+                                * kf_fuse_plan; the caller sets it) */
 } kf_fplan;
 
 typedef struct kf_fuse_opts {
@@ -68,7 +71,8 @@ char *kf_fuse_plan_describe(const kf_graph *g, const kf_fplan *plan);
 typedef enum {
     KF_IMPL_AUTO,     /* the default for the group's kind */
     KF_IMPL_KIR,      /* generated loops (the op builder, or the elementwise loop) */
-    KF_IMPL_LIB,      /* GEMM: vendor gemm step + fused epilogue kernel */
+    KF_IMPL_LIB,      /* GEMM: vendor gemm step + fused epilogue kernel; CONV (where
+                       * plan->lib_conv): conv step + fused epilogue kernel */
     KF_IMPL_IM2COL,   /* CONV: im2col kernel + gemm step + fused epilogue kernel */
     KF_IMPL_DIRECT    /* CONV: vectorised direct convolution; OP: row-folding column reduction,
                        * three-pass softmax, padded pooling or [N, C] batch norm */
@@ -244,6 +248,10 @@ int kf_fl_bnorm(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_pool_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 int kf_fl_pool(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_conv_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+/* Convolution as the target's conv step + epilogue kernel (fuse_convlib.c): the LIB
+ * implementation of CONV groups where plan->lib_conv. */
+int kf_fl_conv_lib_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_conv_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 /* Where the gemm result of group gi goes: the anchor's storage when stored, else a stored
  * elementwise result of the same dtype and size (overwritten in place by the epilogue), else
  * a new scratch buffer. */

@@ -448,6 +448,7 @@ static int lower_group(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     if (gr->anchor < 0) return kf_fl_ew_loop(c, gi, -1, -1, NULL, 0.0, s, err);
     kf_fnode_kind kind = c->plan->kind[gr->anchor];
     if (kind == KF_FN_GEMM && s->impl == KF_IMPL_LIB) return kf_fl_gemm_lib(c, gi, s, err);
+    if (kind == KF_FN_CONV && s->impl == KF_IMPL_LIB) return kf_fl_conv_lib(c, gi, s, err);
     if (kind == KF_FN_CONV && s->impl == KF_IMPL_IM2COL)
         return kf_fl_convt_ok(c->g, c->plan, gi) ? kf_fl_convt(c, gi, s, err) : kf_fl_conv_im2col(c, gi, s, err);
     if (kind == KF_FN_CONV && s->impl == KF_IMPL_DIRECT) return kf_fl_conv_direct(c, gi, s, err);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include "agents/search.h"
 #include "core/kf_str.h"
+#include "targets/kf_target.h"
 
 typedef struct ks_cand {
     char *key;
@@ -227,7 +228,10 @@ static int search_propose(kf_agent *a, const kf_problem *pb, const kf_history *h
         state_reset(st);
         int rc = kf_search_space_init(&st->sp, pb->graph, err);
         if (rc) return rc;
-        snprintf(st->sp.target, sizeof st->sp.target, "%s", target);
+        /* convolutions go to the conv step (cuDNN) on cuda where the library loads; else they
+         * stay generated kernels */
+        int lib_conv = strcmp(target, "cuda") == 0 && kf_cuda_cudnn_available(NULL);
+        kf_search_space_set_target(&st->sp, target, lib_conv);
         st->sp_ok = 1;
         st->g = pb->graph;
         st->t0 = now_s();

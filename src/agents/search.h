@@ -41,6 +41,9 @@ typedef struct kf_search_space {
 } kf_search_space;
 
 int kf_search_space_init(kf_search_space *sp, const kf_graph *g, kf_err *err);
+/* Sets the space's target; lib_conv: the target runs conv steps (cuda where cuDNN loads), so
+ * convolutions default to the conv step (kf_fplan.lib_conv of every plan). */
+void kf_search_space_set_target(kf_search_space *sp, const char *target, int lib_conv);
 void kf_search_space_free(kf_search_space *sp);
 char *kf_search_key(const kf_search_space *sp, int plan, const kf_gsched *s);
 /* 0 and *plan, *s (malloc'd, one per group) when key fits this space; KF_E_INVALID if not. */

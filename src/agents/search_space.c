@@ -27,6 +27,11 @@ int kf_search_space_init(kf_search_space *sp, const kf_graph *g, kf_err *err) {
     return 0;
 }
 
+void kf_search_space_set_target(kf_search_space *sp, const char *target, int lib_conv) {
+    snprintf(sp->target, sizeof sp->target, "%s", target ? target : "cpu");
+    for (int i = 0; i < sp->n_plans; i++) sp->plans[i].lib_conv = lib_conv ? 1 : 0;
+}
+
 void kf_search_space_free(kf_search_space *sp) {
     for (int i = 0; i < sp->n_plans; i++) kf_fuse_plan_free(&sp->plans[i]);
     sp->n_plans = 0;
@@ -90,6 +95,8 @@ static int uses_blas(const kf_gsched *s) { return s->impl == KF_IMPL_LIB || s->i
  * other side of each choice stays in the neighbourhood for the search to measure. */
 static void avoid_pool_mix(const kf_search_space *sp, int plan, kf_gsched *s) {
     const kf_fplan *p = &sp->plans[plan];
+    /* a GPU has no thread pools to mix (and a serial kernel there is one thread) */
+    if (strcmp(sp->target, "cuda") == 0) return;
     double lib = 0, other = 0;
     int any_lib = 0, any_par = 0;
     for (int i = 0; i < p->n_groups; i++) {

@@ -25,6 +25,7 @@ const char *kf_step_kind_name(kf_step_kind k) {
     case KF_STEP_GEMM: return "gemm";
     case KF_STEP_COPY: return "copy";
     case KF_STEP_FILL: return "fill";
+    case KF_STEP_CONV: return "conv";
     }
     return "?";
 }
@@ -155,7 +156,20 @@ kf_step *kf_program_add_step(kf_program *p, kf_step_kind kind) {
         s->alpha = 1.0;
         s->batch = 1;
     }
+    if (kind == KF_STEP_CONV) {
+        s->conv.x = s->conv.w = s->conv.y = s->conv.bias = -1;
+        s->conv.groups = 1;
+        for (int j = 0; j < 3; j++) s->conv.stride[j] = s->conv.dilation[j] = 1;
+    }
     return s;
+}
+
+int64_t kf_conv_step_out(const kf_conv_step *c, int j) {
+    int64_t in = c->in[j], k = c->kernel[j], s = c->stride[j], p = c->padding[j], d = c->dilation[j];
+    if (c->transposed) return (in - 1) * s - 2 * p + d * (k - 1) + c->output_padding[j] + 1;
+    int64_t span = in + 2 * p - d * (k - 1) - 1;
+    if (span < 0 || s < 1) return 0;
+    return span / s + 1;
 }
 
 void kf_step_set_args(kf_step *s, const kf_karg *args, int n) {

@@ -16,7 +16,9 @@
  *            "trans_a":false,"trans_b":true,"lda":64,"ldb":64,"ldc":64,
  *            "alpha":1.0,"beta":0.0,"batch":1,"stride_a":0,"stride_b":0,"stride_c":0},
  *           {"op":"copy","src":"x","dst":"t","bytes":2048,"src_offset":0,"dst_offset":0},
- *           {"op":"fill","dst":"t","value":0.0}]}
+ *           {"op":"fill","dst":"t","value":0.0},
+ *           {"op":"conv","x":"x","w":"w4","y":"y4","n":8,"c_in":3,"c_out":16,"in":[32,32],
+ *            "kernel":[3,3],"stride":[1,1],"padding":[1,1],"dilation":[1,1],"groups":1}]}
  * grid/block/shared_bytes are for GPU targets; the cpu target calls the function once.
  * Buffers may not alias; views are expressed by passing the same buffer. */
 #ifndef KF_PROGRAM_H
@@ -53,7 +55,24 @@ typedef struct kf_karg {
     double f;         /* f32 */
 } kf_karg;
 
-typedef enum { KF_STEP_LAUNCH, KF_STEP_GEMM, KF_STEP_COPY, KF_STEP_FILL } kf_step_kind;
+typedef enum { KF_STEP_LAUNCH, KF_STEP_GEMM, KF_STEP_COPY, KF_STEP_FILL, KF_STEP_CONV } kf_step_kind;
+
+/* A conv step: f32 convolution of x [n, c_in, in...] with w into y [n, c_out, out...] (NCHW,
+ * 1 to 3 spatial dims, each tensor contiguous from its element offset), plus bias [c_out]
+ * when bias >= 0. Forward: w is [c_out, c_in/groups, kernel...]; transposed (the gradient of
+ * a forward convolution with respect to its input, torch's conv_transpose): w is
+ * [c_in, c_out/groups, kernel...]. out[] follows from the rest (kf_conv_step_out). */
+typedef struct kf_conv_step {
+    int x, w, y, bias;                          /* buffers; bias -1: none */
+    int64_t x_offset, w_offset, y_offset, bias_offset; /* in elements */
+    int nsd;                                    /* spatial dims, 1..3 */
+    int transposed;
+    int64_t n, c_in, c_out, groups;
+    int64_t in[3], kernel[3], stride[3], padding[3], dilation[3], output_padding[3];
+} kf_conv_step;
+/* Output size of spatial dim j: forward (in + 2p - d(k-1) - 1) / s + 1 (floor; < 1 when the
+ * kernel does not fit), transposed (in-1)s - 2p + d(k-1) + output_padding + 1. */
+int64_t kf_conv_step_out(const kf_conv_step *c, int j);
 
 typedef struct kf_step {
     kf_step_kind kind;
@@ -69,6 +88,7 @@ typedef struct kf_step {
     int src, dst;
     int64_t src_offset, dst_offset, bytes; /* bytes; copy */
     double value;                          /* fill (every element of dst, in dst's dtype) */
+    kf_conv_step conv;                     /* conv */
 } kf_step;
 
 typedef struct kf_source { char *file; char *text; } kf_source;
@@ -89,9 +109,12 @@ int kf_program_from_json(const char *plan_json, const char *dir, kf_program *p, 
 int kf_program_save(const kf_program *p, const char *dir, kf_err *err);    /* creates dir */
 char *kf_program_to_json(const kf_program *p);                             /* plan.json text */
 /* Checks names unique, references resolve, arg counts and kinds match each kernel's params,
- * gemm/copy extents inside their buffers, and, when g is given, that inputs/outputs/params
+ * gemm/copy/conv extents inside their buffers, and, when g is given, that inputs/outputs/params
  * cover the graph's with the same dtypes and element counts. */
 int kf_program_validate(const kf_program *p, const kf_graph *g, kf_err *err);
+/* The conv step s (step number si) alone: sizes, extents, dtypes, y writable (targets call it
+ * before running a plan). */
+int kf_program_check_conv(const kf_program *p, const kf_step *s, int si, kf_err *err);
 int kf_program_find_buf(const kf_program *p, const char *name);
 int kf_program_find_kernel(const kf_program *p, const char *name);
 void kf_program_free(kf_program *p);
@@ -101,12 +124,13 @@ int kf_program_add_buf(kf_program *p, const char *name, kf_buf_role role, int in
                        const char *param, const kf_tdesc *desc);
 int kf_program_add_kernel(kf_program *p, const char *name, const kf_kparam *params, int n);
 int kf_program_add_source(kf_program *p, const char *file, const char *text);
-/* zeroed, grid/block = 1; a gemm step also gets alpha = 1 and batch = 1. */
+/* zeroed, grid/block = 1; a gemm step also gets alpha = 1 and batch = 1; a conv step gets no
+ * bias (-1), groups 1, and stride and dilation 1 in every dim. */
 kf_step *kf_program_add_step(kf_program *p, kf_step_kind kind);
 void kf_step_set_args(kf_step *s, const kf_karg *args, int n);
 
 /* Names as plan.json writes them: "input"/"param"/"output"/"scratch", "launch"/"gemm"/"copy"/
- * "fill", "ptr"/"i32"/"i64"/"f32"; "?" for a value out of range. */
+ * "fill"/"conv", "ptr"/"i32"/"i64"/"f32"; "?" for a value out of range. */
 const char *kf_buf_role_name(kf_buf_role r);
 const char *kf_step_kind_name(kf_step_kind k);
 const char *kf_kparam_kind_name(kf_kparam_kind k);

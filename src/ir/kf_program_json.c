@@ -389,6 +389,71 @@ static int kf_pj_fill(kf_pparse *ps, const cJSON *e, kf_step *s, const char *whe
     return rc;
 }
 
+/* A per-spatial-dim field of a conv step: an array of nsd integers or one integer for every
+ * dim; def when absent. nsd < 0: the field fixes nsd (1 to 3 entries, required). */
+static int kf_pj_dims(kf_pparse *ps, const cJSON *obj, const char *key, int *nsd, int64_t def,
+                      const char *where, int64_t out[3]) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    for (int i = 0; i < 3; i++) out[i] = def;
+    if (!j) {
+        if (*nsd < 0) return kf_fail(ps->err, KF_E_FORMAT, "%s: missing array field '%s'", where, key);
+        return 0;
+    }
+    if (cJSON_IsNumber(j) && *nsd > 0) {
+        int64_t v;
+        if (kf_pj_i64(j, &v) != 0)
+            return kf_fail(ps->err, KF_E_FORMAT, "%s: field '%s' is not an integer", where, key);
+        for (int i = 0; i < *nsd; i++) out[i] = v;
+        return 0;
+    }
+    int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : -1;
+    if (*nsd < 0 && (n < 1 || n > 3))
+        return kf_fail(ps->err, KF_E_FORMAT, "%s: '%s' must be an array of 1 to 3 integers (one per "
+                       "spatial dim)", where, key);
+    if (*nsd > 0 && n != *nsd)
+        return kf_fail(ps->err, KF_E_FORMAT, "%s: '%s' must be an integer or an array of %d integers "
+                       "(one per spatial dim, as 'in')", where, key, *nsd);
+    for (int i = 0; i < n; i++)
+        if (kf_pj_i64(cJSON_GetArrayItem(j, i), &out[i]) != 0)
+            return kf_fail(ps->err, KF_E_FORMAT, "%s: '%s'[%d] is not an integer", where, key, i);
+    if (*nsd < 0) *nsd = n;
+    return 0;
+}
+
+static int kf_pj_conv(kf_pparse *ps, const cJSON *e, kf_step *s, const char *where) {
+    static const char *const f[] = {"op", "x", "w", "y", "bias", "x_offset", "w_offset", "y_offset",
+                                    "bias_offset", "n", "c_in", "c_out", "in", "kernel", "stride",
+                                    "padding", "dilation", "output_padding", "groups", "transposed",
+                                    NULL};
+    kf_conv_step *c = &s->conv;
+    int rc = kf_pj_fields(ps, e, f, where);
+    if (rc == 0) rc = kf_pj_buf(ps, e, "x", where, &c->x);
+    if (rc == 0) rc = kf_pj_buf(ps, e, "w", where, &c->w);
+    if (rc == 0) rc = kf_pj_buf(ps, e, "y", where, &c->y);
+    if (rc == 0 && cJSON_GetObjectItemCaseSensitive(e, "bias"))
+        rc = kf_pj_buf(ps, e, "bias", where, &c->bias);
+    if (rc == 0) rc = kf_pj_int(ps, e, "x_offset", 0, 0, where, &c->x_offset);
+    if (rc == 0) rc = kf_pj_int(ps, e, "w_offset", 0, 0, where, &c->w_offset);
+    if (rc == 0) rc = kf_pj_int(ps, e, "y_offset", 0, 0, where, &c->y_offset);
+    if (rc == 0) rc = kf_pj_int(ps, e, "bias_offset", 0, 0, where, &c->bias_offset);
+    if (rc == 0) rc = kf_pj_int(ps, e, "n", 1, 0, where, &c->n);
+    if (rc == 0) rc = kf_pj_int(ps, e, "c_in", 1, 0, where, &c->c_in);
+    if (rc == 0) rc = kf_pj_int(ps, e, "c_out", 1, 0, where, &c->c_out);
+    if (rc == 0) rc = kf_pj_int(ps, e, "groups", 0, 1, where, &c->groups);
+    if (rc == 0) rc = kf_pj_bool(ps, e, "transposed", where, &c->transposed);
+    int nsd = -1;
+    if (rc == 0) rc = kf_pj_dims(ps, e, "in", &nsd, 0, where, c->in);
+    if (rc == 0) rc = kf_pj_dims(ps, e, "kernel", &nsd, 1, where, c->kernel);
+    if (rc == 0) rc = kf_pj_dims(ps, e, "stride", &nsd, 1, where, c->stride);
+    if (rc == 0) rc = kf_pj_dims(ps, e, "padding", &nsd, 0, where, c->padding);
+    if (rc == 0) rc = kf_pj_dims(ps, e, "dilation", &nsd, 1, where, c->dilation);
+    if (rc == 0) rc = kf_pj_dims(ps, e, "output_padding", &nsd, 0, where, c->output_padding);
+    if (rc == 0 && !cJSON_GetObjectItemCaseSensitive(e, "kernel"))
+        rc = kf_fail(ps->err, KF_E_FORMAT, "%s: missing array field 'kernel'", where);
+    c->nsd = nsd;
+    return rc;
+}
+
 static int kf_pj_steps(kf_pparse *ps, const cJSON *jsteps) {
     if (!cJSON_IsArray(jsteps))
         return kf_fail(ps->err, KF_E_FORMAT, "missing array field 'steps'");
@@ -405,9 +470,10 @@ static int kf_pj_steps(kf_pparse *ps, const cJSON *jsteps) {
         else if (!strcmp(op, "gemm")) kind = KF_STEP_GEMM;
         else if (!strcmp(op, "copy")) kind = KF_STEP_COPY;
         else if (!strcmp(op, "fill")) kind = KF_STEP_FILL;
+        else if (!strcmp(op, "conv")) kind = KF_STEP_CONV;
         else
             return kf_fail(ps->err, KF_E_FORMAT, "%s: unknown op '%s' (expected launch, gemm, "
-                           "copy or fill)", where, op);
+                           "copy, fill or conv)", where, op);
         kf_step *s = kf_program_add_step(ps->p, kind);
         if (!s) return kf_fail(ps->err, KF_E_NOMEM, "out of memory");
         s->kernel = s->a = s->b = s->c = s->src = s->dst = -1;
@@ -417,6 +483,7 @@ static int kf_pj_steps(kf_pparse *ps, const cJSON *jsteps) {
         case KF_STEP_GEMM: rc = kf_pj_gemm(ps, e, s, where); break;
         case KF_STEP_COPY: rc = kf_pj_copy(ps, e, s, where); break;
         case KF_STEP_FILL: rc = kf_pj_fill(ps, e, s, where); break;
+        case KF_STEP_CONV: rc = kf_pj_conv(ps, e, s, where); break;
         }
         if (rc != 0) return rc;
     }
@@ -510,6 +577,37 @@ static void kf_pw_dim3(cJSON *obj, const char *key, const int64_t v[3]) {
     }
 }
 
+static void kf_pw_dims(cJSON *obj, const char *key, const int64_t *v, int n) {
+    cJSON *a = cJSON_AddArrayToObject(obj, key);
+    char num[32];
+    for (int i = 0; i < n && i < 3; i++) {
+        snprintf(num, sizeof num, "%lld", (long long)v[i]);
+        cJSON_AddItemToArray(a, cJSON_CreateRaw(num));
+    }
+}
+
+static void kf_pw_conv(const kf_program *p, const kf_conv_step *c, cJSON *js) {
+    cJSON_AddStringToObject(js, "x", kf_pw_bufname(p, c->x));
+    cJSON_AddStringToObject(js, "w", kf_pw_bufname(p, c->w));
+    cJSON_AddStringToObject(js, "y", kf_pw_bufname(p, c->y));
+    if (c->bias >= 0) cJSON_AddStringToObject(js, "bias", kf_pw_bufname(p, c->bias));
+    kf_pw_i64(js, "x_offset", c->x_offset);
+    kf_pw_i64(js, "w_offset", c->w_offset);
+    kf_pw_i64(js, "y_offset", c->y_offset);
+    if (c->bias >= 0) kf_pw_i64(js, "bias_offset", c->bias_offset);
+    kf_pw_i64(js, "n", c->n);
+    kf_pw_i64(js, "c_in", c->c_in);
+    kf_pw_i64(js, "c_out", c->c_out);
+    kf_pw_dims(js, "in", c->in, c->nsd);
+    kf_pw_dims(js, "kernel", c->kernel, c->nsd);
+    kf_pw_dims(js, "stride", c->stride, c->nsd);
+    kf_pw_dims(js, "padding", c->padding, c->nsd);
+    kf_pw_dims(js, "dilation", c->dilation, c->nsd);
+    if (c->transposed) kf_pw_dims(js, "output_padding", c->output_padding, c->nsd);
+    kf_pw_i64(js, "groups", c->groups);
+    cJSON_AddBoolToObject(js, "transposed", c->transposed);
+}
+
 static void kf_pw_step(const kf_program *p, const kf_step *s, cJSON *js) {
     cJSON_AddStringToObject(js, "op", kf_step_kind_name(s->kind));
     switch (s->kind) {
@@ -563,6 +661,9 @@ static void kf_pw_step(const kf_program *p, const kf_step *s, cJSON *js) {
     case KF_STEP_FILL:
         cJSON_AddStringToObject(js, "dst", kf_pw_bufname(p, s->dst));
         kf_pw_f64(js, "value", s->value);
+        break;
+    case KF_STEP_CONV:
+        kf_pw_conv(p, &s->conv, js);
         break;
     }
 }

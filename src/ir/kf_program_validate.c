@@ -1,5 +1,6 @@
 /* kf_program_validate.c: consistency checks on a kernel program (names, references, launch
- * arguments against kernel params, step extents inside buffers) and, given the problem graph,
+ * arguments against kernel params, step extents inside buffers, conv shapes) and, given the
+ * problem graph,
  * that the program's inputs, outputs and params match the graph's. Messages name the step,
  * buffer or kernel at fault, in the words of docs/program-format.md. */
 #include "ir/kf_program.h"
@@ -253,6 +254,83 @@ static int kf_check_fill(const kf_program *p, const kf_step *s, int si, kf_err *
     return kf_check_writable(p, s->dst, where, "dst", err);
 }
 
+/* One conv tensor: numel elements from element offset off of an f32 buffer. */
+static int kf_check_conv_tensor(const kf_program *p, const char *where, const char *nm, int buf,
+                                int64_t off, int64_t numel, kf_err *err) {
+    if (!kf_buf_ok(p, buf))
+        return kf_fail(err, KF_E_INVALID, "%s: %s refers to buffer index %d, but there are %d "
+                       "buffers", where, nm, buf, p->n_bufs);
+    const kf_pbuf *b = &p->bufs[buf];
+    if (b->desc.dtype != KF_F32)
+        return kf_fail(err, KF_E_INVALID, "%s: %s buffer '%s' is %s; conv needs f32", where, nm,
+                       b->name, kf_dtype_name(b->desc.dtype));
+    int64_t have = kf_tdesc_numel(&b->desc);
+    if (off < 0 || numel < 0 || off > have || numel > have - off)
+        return kf_fail(err, KF_E_INVALID, "%s: %s needs elements %lld..%lld of buffer '%s', which "
+                       "has %lld elements", where, nm, (long long)off, (long long)(off + numel),
+                       b->name, (long long)have);
+    return 0;
+}
+
+/* a * b with overflow reported as -1 (inputs are >= 0). */
+static int64_t kf_mul_nn(int64_t a, int64_t b) {
+    int64_t r;
+    if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r)) return -1;
+    return r;
+}
+
+int kf_program_check_conv(const kf_program *p, const kf_step *s, int si, kf_err *err) {
+    const kf_conv_step *c = &s->conv;
+    char where[64];
+    snprintf(where, sizeof where, "step %d (conv)", si);
+    if (c->nsd < 1 || c->nsd > 3)
+        return kf_fail(err, KF_E_INVALID, "%s: %d spatial dims (1 to 3 are supported)", where, c->nsd);
+    if (c->n < 1 || c->c_in < 1 || c->c_out < 1 || c->groups < 1)
+        return kf_fail(err, KF_E_INVALID, "%s: n, c_in, c_out and groups must be >= 1 (n=%lld c_in=%lld "
+                       "c_out=%lld groups=%lld)", where, (long long)c->n, (long long)c->c_in,
+                       (long long)c->c_out, (long long)c->groups);
+    if (c->c_in % c->groups || c->c_out % c->groups)
+        return kf_fail(err, KF_E_INVALID, "%s: groups %lld does not divide c_in %lld and c_out %lld", where,
+                       (long long)c->groups, (long long)c->c_in, (long long)c->c_out);
+    int64_t in_sp = 1, out_sp = 1, taps = 1;
+    for (int j = 0; j < c->nsd; j++) {
+        if (c->in[j] < 1 || c->kernel[j] < 1 || c->stride[j] < 1 || c->dilation[j] < 1 ||
+            c->padding[j] < 0 || c->output_padding[j] < 0)
+            return kf_fail(err, KF_E_INVALID, "%s: dim %d: in and kernel must be >= 1, stride and "
+                           "dilation >= 1, padding and output_padding >= 0", where, j);
+        if (!c->transposed && c->output_padding[j] != 0)
+            return kf_fail(err, KF_E_INVALID, "%s: output_padding is only for transposed convolutions",
+                           where);
+        if (c->transposed && c->output_padding[j] >= c->stride[j] &&
+            c->output_padding[j] >= c->dilation[j])
+            return kf_fail(err, KF_E_INVALID, "%s: dim %d: output_padding %lld must be smaller than "
+                           "stride or dilation", where, j, (long long)c->output_padding[j]);
+        int64_t o = kf_conv_step_out(c, j);
+        if (o < 1)
+            return kf_fail(err, KF_E_INVALID, "%s: dim %d: the output would be empty (in %lld, kernel "
+                           "%lld, padding %lld, dilation %lld)", where, j, (long long)c->in[j],
+                           (long long)c->kernel[j], (long long)c->padding[j], (long long)c->dilation[j]);
+        in_sp = kf_mul_nn(in_sp, c->in[j]);
+        out_sp = kf_mul_nn(out_sp, o);
+        taps = kf_mul_nn(taps, c->kernel[j]);
+    }
+    int64_t xn = kf_mul_nn(kf_mul_nn(c->n, c->c_in), in_sp);
+    int64_t yn = kf_mul_nn(kf_mul_nn(c->n, c->c_out), out_sp);
+    int64_t wn = kf_mul_nn(kf_mul_nn(c->c_in, c->c_out / c->groups), taps);
+    if (xn < 0 || yn < 0 || wn < 0) return kf_fail(err, KF_E_INVALID, "%s: sizes overflow", where);
+    if (!kf_buf_ok(p, c->x) || !kf_buf_ok(p, c->w) || !kf_buf_ok(p, c->y) || (c->bias >= 0 && !kf_buf_ok(p, c->bias)))
+        return kf_fail(err, KF_E_INVALID, "%s: x, w, y or bias does not name a buffer", where);
+    if (c->y == c->x || c->y == c->w || c->y == c->bias)
+        return kf_fail(err, KF_E_INVALID, "%s: y ('%s') may not be the same buffer as x, w or bias",
+                       where, p->bufs[c->y].name);
+    int rc = kf_check_writable(p, c->y, where, "y", err);
+    if (rc == 0) rc = kf_check_conv_tensor(p, where, "x", c->x, c->x_offset, xn, err);
+    if (rc == 0) rc = kf_check_conv_tensor(p, where, "w", c->w, c->w_offset, wn, err);
+    if (rc == 0) rc = kf_check_conv_tensor(p, where, "y", c->y, c->y_offset, yn, err);
+    if (rc == 0 && c->bias >= 0) rc = kf_check_conv_tensor(p, where, "bias", c->bias, c->bias_offset, c->c_out, err);
+    return rc;
+}
+
 /* Every output buffer must be something a step can write. */
 static int kf_check_outputs_written(const kf_program *p, kf_err *err) {
     for (int i = 0; i < p->n_bufs; i++) {
@@ -268,6 +346,7 @@ static int kf_check_outputs_written(const kf_program *p, kf_err *err) {
             case KF_STEP_GEMM: written = s->c == i; break;
             case KF_STEP_COPY: written = s->dst == i && s->bytes > 0; break;
             case KF_STEP_FILL: written = s->dst == i; break;
+            case KF_STEP_CONV: written = s->conv.y == i; break;
             }
         }
         if (!written)
@@ -335,6 +414,7 @@ int kf_program_validate(const kf_program *p, const kf_graph *g, kf_err *err) {
         case KF_STEP_GEMM: rc = kf_check_gemm(p, s, i, err); break;
         case KF_STEP_COPY: rc = kf_check_copy(p, s, i, err); break;
         case KF_STEP_FILL: rc = kf_check_fill(p, s, i, err); break;
+        case KF_STEP_CONV: rc = kf_program_check_conv(p, s, i, err); break;
         default: rc = kf_fail(err, KF_E_INVALID, "step %d has an unknown kind %d", i, (int)s->kind);
         }
     }

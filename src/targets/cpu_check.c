@@ -1,6 +1,6 @@
 /* cpu_check.c: before the cpu runtime runs a plan it checks that every step fits the program
- * (kernel and buffer indices, argument counts and kinds, gemm and copy extents, f32 gemm
- * operands), so that a bad plan is an error message, never a write outside a slot. This
+ * (kernel and buffer indices, argument counts and kinds, gemm, copy and conv extents, f32
+ * gemm operands), so that a bad plan is an error message, never a write outside a slot. This
  * duplicates part of kf_program_validate on purpose: the worker must not trust its input. */
 #include "targets/cpu_int.h"
 
@@ -81,6 +81,9 @@ int kf_cpu_check_steps(const kf_program *p, kf_err *err) {
             break;
         case KF_STEP_FILL:
             if (!kf_cpu_buf_ok(p, s->dst)) return kf_fail(err, KF_E_INVALID, "step %d: fill buffer out of range", si);
+            break;
+        case KF_STEP_CONV:
+            rc = kf_program_check_conv(p, s, si, err);
             break;
         default:
             return kf_fail(err, KF_E_INVALID, "step %d: unknown kind %d", si, (int)s->kind);

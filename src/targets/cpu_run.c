@@ -1,6 +1,7 @@
 /* cpu_run.c: the cpu target runs a plan: launch steps call the kernel's trampoline with the
  * prepared argument array, gemm steps call cblas_sgemm (row-major, one call per batch entry),
- * copy steps memmove bytes, fill steps set every element in the buffer's dtype; `time`
+ * copy steps memmove bytes, fill steps set every element in the buffer's dtype, conv steps
+ * run the reference loop (cpu_conv.c); `time`
  * measures whole runs with CLOCK_MONOTONIC after the harness's cache flush. */
 #include "targets/cpu_int.h"
 
@@ -83,6 +84,14 @@ int kf_cpu_run(void *vrt, kf_err *err) {
         case KF_STEP_FILL:
             kf_cpu_fill(rt->slots[s->dst].data, &p->bufs[s->dst], s->value);
             break;
+        case KF_STEP_CONV: {
+            const kf_conv_step *c = &s->conv;
+            kf_conv_reference(c, (const float *)rt->slots[c->x].data + c->x_offset,
+                              (const float *)rt->slots[c->w].data + c->w_offset,
+                              c->bias >= 0 ? (const float *)rt->slots[c->bias].data + c->bias_offset : NULL,
+                              (float *)rt->slots[c->y].data + c->y_offset);
+            break;
+        }
         default:
             return kf_fail(err, KF_E_INVALID, "cpu: step %d has unknown kind %d", si, (int)s->kind);
         }

@@ -1,4 +1,4 @@
-/* cuda_api.c: loading the CUDA driver (libcuda), NVRTC and cuBLAS with dlopen and resolving
+/* cuda_api.c: loading the CUDA driver (libcuda), NVRTC, cuBLAS and cuDNN with dlopen and resolving
  * the entry points kforge uses (versioned names such as cuMemAlloc_v2 where the driver API
  * renamed them), plus the driver's error names for messages. Nothing here initialises CUDA. */
 #include "targets/cuda_int.h"
@@ -169,6 +169,61 @@ int kf_cublas_load(kf_cublas_api *a, kf_err *err) {
 void kf_cublas_unload(kf_cublas_api *a) {
     if (a->lib) dlclose(a->lib);
     memset(a, 0, sizeof *a);
+}
+
+static const char *const kf_cudnn_names[] = {"libcudnn.so.9", "libcudnn.so", NULL};
+
+int kf_cudnn_load(kf_cudnn_api *a, kf_err *err) {
+    memset(a, 0, sizeof *a);
+    char why[512], missing[128] = "";
+    a->lib = kf_cu_dlopen("KFORGE_CUDNN", kf_cudnn_names, why, sizeof why);
+    if (!a->lib)
+        return kf_fail(err, KF_E_UNSUPPORTED, "cuda: conv steps need cuDNN, which cannot be loaded (libcudnn.so.9: "
+                       "%s); add its folder to LD_LIBRARY_PATH or set KFORGE_CUDNN", why);
+    void *l = a->lib;
+    SYM(l, a->Create, "cudnnCreate");
+    SYM(l, a->Destroy, "cudnnDestroy");
+    SYM(l, a->SetStream, "cudnnSetStream");
+    SYM(l, a->GetErrorString, "cudnnGetErrorString");
+    SYM(l, a->CreateTensorDescriptor, "cudnnCreateTensorDescriptor");
+    SYM(l, a->SetTensorNdDescriptor, "cudnnSetTensorNdDescriptor");
+    SYM(l, a->DestroyTensorDescriptor, "cudnnDestroyTensorDescriptor");
+    SYM(l, a->CreateFilterDescriptor, "cudnnCreateFilterDescriptor");
+    SYM(l, a->SetFilterNdDescriptor, "cudnnSetFilterNdDescriptor");
+    SYM(l, a->DestroyFilterDescriptor, "cudnnDestroyFilterDescriptor");
+    SYM(l, a->CreateConvolutionDescriptor, "cudnnCreateConvolutionDescriptor");
+    SYM(l, a->SetConvolutionNdDescriptor, "cudnnSetConvolutionNdDescriptor");
+    SYM(l, a->SetConvolutionGroupCount, "cudnnSetConvolutionGroupCount");
+    SYM(l, a->SetConvolutionMathType, "cudnnSetConvolutionMathType");
+    SYM(l, a->DestroyConvolutionDescriptor, "cudnnDestroyConvolutionDescriptor");
+    SYM(l, a->GetFwdAlgo, "cudnnGetConvolutionForwardAlgorithm_v7");
+    SYM(l, a->FindFwdAlgoEx, "cudnnFindConvolutionForwardAlgorithmEx");
+    SYM(l, a->GetFwdWorkspaceSize, "cudnnGetConvolutionForwardWorkspaceSize");
+    SYM(l, a->ConvolutionForward, "cudnnConvolutionForward");
+    SYM(l, a->GetBwdDataAlgo, "cudnnGetConvolutionBackwardDataAlgorithm_v7");
+    SYM(l, a->FindBwdDataAlgoEx, "cudnnFindConvolutionBackwardDataAlgorithmEx");
+    SYM(l, a->GetBwdDataWorkspaceSize, "cudnnGetConvolutionBackwardDataWorkspaceSize");
+    SYM(l, a->ConvolutionBackwardData, "cudnnConvolutionBackwardData");
+    SYM(l, a->AddTensor, "cudnnAddTensor");
+    if (missing[0]) {
+        kf_cudnn_unload(a);
+        return kf_fail(err, KF_E_UNSUPPORTED, "cuda: cuDNN lacks %s (older than cuDNN 8?)", missing);
+    }
+    return 0;
+}
+
+void kf_cudnn_unload(kf_cudnn_api *a) {
+    if (a->lib) dlclose(a->lib);
+    memset(a, 0, sizeof *a);
+}
+
+int kf_cuda_cudnn_available(kf_err *err) {
+    kf_err e2;
+    kf_err_clear(&e2);
+    kf_cudnn_api a;
+    if (kf_cudnn_load(&a, err ? err : &e2) != 0) return 0;
+    kf_cudnn_unload(&a);
+    return 1;
 }
 
 const char *kf_cu_errstr(const kf_cu_api *a, CUresult r, char *buf, size_t n) {

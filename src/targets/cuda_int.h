@@ -124,6 +124,78 @@ typedef struct kf_cublas_api {
                                long long, int);
 } kf_cublas_api;
 
+/* ---- cuDNN (legacy API, cudnn_ops.h / cudnn_cnn.h of cuDNN 9) ---- */
+typedef struct cudnnContext *cudnnHandle_t;
+typedef struct cudnnTensorStruct *cudnnTensorDescriptor_t;
+typedef struct cudnnFilterStruct *cudnnFilterDescriptor_t;
+typedef struct cudnnConvolutionStruct *cudnnConvolutionDescriptor_t;
+#define KF_CUDNN_DATA_FLOAT 0
+#define KF_CUDNN_TENSOR_NCHW 0
+#define KF_CUDNN_CROSS_CORRELATION 1
+#define KF_CUDNN_DEFAULT_MATH 0
+#define KF_CUDNN_TENSOR_OP_MATH 1
+#define KF_CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION 2
+#define KF_CUDNN_FMA_MATH 3
+/* cudnnConvolutionFwdAlgoPerf_t and cudnnConvolutionBwdDataAlgoPerf_t (same layout) */
+typedef struct kf_cudnn_perf {
+    int algo, status;
+    float time;
+    size_t memory;
+    int determinism, math_type;
+    int reserved[3];
+} kf_cudnn_perf;
+typedef struct kf_cudnn_api {
+    void *lib;
+    int (*Create)(cudnnHandle_t *);
+    int (*Destroy)(cudnnHandle_t);
+    int (*SetStream)(cudnnHandle_t, CUstream);
+    const char *(*GetErrorString)(int);
+    int (*CreateTensorDescriptor)(cudnnTensorDescriptor_t *);
+    int (*SetTensorNdDescriptor)(cudnnTensorDescriptor_t, int, int, const int *, const int *);
+    int (*DestroyTensorDescriptor)(cudnnTensorDescriptor_t);
+    int (*CreateFilterDescriptor)(cudnnFilterDescriptor_t *);
+    int (*SetFilterNdDescriptor)(cudnnFilterDescriptor_t, int, int, int, const int *);
+    int (*DestroyFilterDescriptor)(cudnnFilterDescriptor_t);
+    int (*CreateConvolutionDescriptor)(cudnnConvolutionDescriptor_t *);
+    int (*SetConvolutionNdDescriptor)(cudnnConvolutionDescriptor_t, int, const int *, const int *, const int *,
+                                      int, int);
+    int (*SetConvolutionGroupCount)(cudnnConvolutionDescriptor_t, int);
+    int (*SetConvolutionMathType)(cudnnConvolutionDescriptor_t, int);
+    int (*DestroyConvolutionDescriptor)(cudnnConvolutionDescriptor_t);
+    int (*GetFwdAlgo)(cudnnHandle_t, cudnnTensorDescriptor_t, cudnnFilterDescriptor_t, cudnnConvolutionDescriptor_t,
+                      cudnnTensorDescriptor_t, int, int *, kf_cudnn_perf *);
+    int (*FindFwdAlgoEx)(cudnnHandle_t, cudnnTensorDescriptor_t, const void *, cudnnFilterDescriptor_t, const void *,
+                         cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, void *, int, int *, kf_cudnn_perf *,
+                         void *, size_t);
+    int (*GetFwdWorkspaceSize)(cudnnHandle_t, cudnnTensorDescriptor_t, cudnnFilterDescriptor_t,
+                               cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, int, size_t *);
+    int (*ConvolutionForward)(cudnnHandle_t, const void *, cudnnTensorDescriptor_t, const void *,
+                              cudnnFilterDescriptor_t, const void *, cudnnConvolutionDescriptor_t, int, void *, size_t,
+                              const void *, cudnnTensorDescriptor_t, void *);
+    int (*GetBwdDataAlgo)(cudnnHandle_t, cudnnFilterDescriptor_t, cudnnTensorDescriptor_t,
+                          cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, int, int *, kf_cudnn_perf *);
+    int (*FindBwdDataAlgoEx)(cudnnHandle_t, cudnnFilterDescriptor_t, const void *, cudnnTensorDescriptor_t,
+                             const void *, cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, void *, int, int *,
+                             kf_cudnn_perf *, void *, size_t);
+    int (*GetBwdDataWorkspaceSize)(cudnnHandle_t, cudnnFilterDescriptor_t, cudnnTensorDescriptor_t,
+                                   cudnnConvolutionDescriptor_t, cudnnTensorDescriptor_t, int, size_t *);
+    int (*ConvolutionBackwardData)(cudnnHandle_t, const void *, cudnnFilterDescriptor_t, const void *,
+                                   cudnnTensorDescriptor_t, const void *, cudnnConvolutionDescriptor_t, int, void *,
+                                   size_t, const void *, cudnnTensorDescriptor_t, void *);
+    int (*AddTensor)(cudnnHandle_t, const void *, cudnnTensorDescriptor_t, const void *, const void *,
+                     cudnnTensorDescriptor_t, void *);
+} kf_cudnn_api;
+
+/* One conv step's cuDNN state (cuda_dnn.c), prepared at bind. */
+typedef struct kf_cu_conv {
+    cudnnTensorDescriptor_t xd, yd, bd;
+    cudnnFilterDescriptor_t wd;
+    cudnnConvolutionDescriptor_t cd;
+    int algo;
+    size_t ws_bytes;
+    int ready;
+} kf_cu_conv;
+
 /* cuda_api.c. Each loads its library (names tried in order: $KFORGE_LIBCUDA / $KFORGE_NVRTC /
  * $KFORGE_CUBLAS when set, then the plain and versioned sonames, then /usr/local/cuda's
  * lib64) and resolves every entry point; KF_E_UNAVAILABLE says which library or symbol is
@@ -134,6 +206,9 @@ int kf_nvrtc_load(kf_nvrtc_api *a, kf_err *err);
 void kf_nvrtc_unload(kf_nvrtc_api *a);
 int kf_cublas_load(kf_cublas_api *a, kf_err *err);
 void kf_cublas_unload(kf_cublas_api *a);
+/* cuDNN: $KFORGE_CUDNN, else libcudnn.so.9 / libcudnn.so (cuda_dnn.c). */
+int kf_cudnn_load(kf_cudnn_api *a, kf_err *err);
+void kf_cudnn_unload(kf_cudnn_api *a);
 /* "CUDA_ERROR_ILLEGAL_ADDRESS (an illegal memory access was encountered)" into buf. */
 const char *kf_cu_errstr(const kf_cu_api *a, CUresult r, char *buf, size_t n);
 /* kf_fail with what failed and the driver's error; KF_E_NOMEM for out-of-memory, else code. */
@@ -196,6 +271,12 @@ typedef struct kf_cu_rt {
     size_t flush_bytes;
     CUdeviceptr tmp;         /* staging for copies within one buffer */
     size_t tmp_bytes;
+    kf_cudnn_api dnn;        /* loaded when the plan has conv steps */
+    cudnnHandle_t dnn_h;
+    int have_dnn;
+    kf_cu_conv *conv;        /* per step (conv steps) */
+    CUdeviceptr ws;          /* cuDNN workspace shared by the conv steps */
+    size_t ws_bytes;
     int allow_tf32;
     int use_graph;           /* time() captures the plan into a CUDA graph */
     int dead;                /* a sticky device error happened: every later call fails */
@@ -211,6 +292,14 @@ int kf_cuda_time(void *rt, int n, void (*flush)(void *ctx), void *flush_ctx, dou
 void kf_cuda_close(void *rt);
 /* Enqueues the whole plan on the runtime's stream (no synchronisation). */
 int kf_cuda_enqueue(kf_cu_rt *rt, kf_err *err);
+/* cuda_dnn.c: conv steps. open_dnn (at open, when the plan has conv steps) loads cuDNN and
+ * creates the handle on the plan's stream; prepare_convs (at bind, once buffers exist) sets up
+ * each step's descriptors, picks its algorithm and allocates the shared workspace; conv
+ * enqueues one step; free_dnn releases it all. */
+int kf_cuda_open_dnn(kf_cu_rt *rt, kf_err *err);
+int kf_cuda_prepare_convs(kf_cu_rt *rt, kf_err *err);
+int kf_cuda_conv(kf_cu_rt *rt, int si, kf_err *err);
+void kf_cuda_free_dnn(kf_cu_rt *rt);
 /* Records a sticky failure: after an illegal address the context is unusable. */
 int kf_cuda_check(kf_cu_rt *rt, CUresult r, const char *what, kf_err *err);
 

@@ -3,7 +3,7 @@
  * cuBLAS (row-major C = op(A) op(B) computed as the column-major C^T = op(B)^T op(A)^T, one
  * strided-batched call), copy steps with cuMemcpyDtoDAsync (through a staging buffer when
  * source and destination are the same buffer), fill steps with cuMemsetD8/16/32Async or the
- * kf_fill_u64 helper kernel for 8-byte elements.
+ * kf_fill_u64 helper kernel for 8-byte elements, conv steps with cuDNN (cuda_dnn.c).
  *
  * Timing: CUDA events around the whole plan; before each timed run the L2 cache is flushed
  * by writing a device buffer of twice its size (cuMemsetD8Async, outside the events; the
@@ -134,6 +134,7 @@ int kf_cuda_enqueue(kf_cu_rt *rt, kf_err *err) {
         case KF_STEP_GEMM: rc = kf_cu_gemm(rt, s, err); break;
         case KF_STEP_COPY: rc = kf_cu_copy(rt, s, err); break;
         case KF_STEP_FILL: rc = kf_cu_fill(rt, s, err); break;
+        case KF_STEP_CONV: rc = kf_cuda_conv(rt, si, err); break;
         default: rc = kf_fail(err, KF_E_INVALID, "cuda: step %d has unknown kind %d", si, (int)s->kind);
         }
         if (rc) return rc;

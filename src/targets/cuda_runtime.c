@@ -1,7 +1,8 @@
 /* cuda_runtime.c: the cuda target's worker side, loading: open (cuInit, the device's primary
  * context, the CUBIN module, one stream, each launch step's function and argument array,
- * cuBLAS when the plan has gemm steps, the L2 flush buffer), bind (a device allocation
- * mirroring every slot, guards included), upload/download (the whole slot each way, so the
+ * cuBLAS when the plan has gemm steps, cuDNN when it has conv steps, the L2 flush buffer),
+ * bind (a device allocation mirroring every slot, guards included, then each conv step's
+ * cuDNN algorithm and workspace, cuda_dnn.c), upload/download (the whole slot each way, so the
  * harness sees overruns of the guards), close. Running is in cuda_run.c.
  *
  * A kernel whose module defines the device global kf_gridbar_NAME (kir_render_cuda does
@@ -37,6 +38,7 @@ static void kf_cu_rt_free(kf_cu_rt *rt) {
     if (!rt) return;
     kf_cu_api *a = &rt->cu;
     if (rt->ctx && a->CtxSetCurrent) a->CtxSetCurrent(rt->ctx);
+    kf_cuda_free_dnn(rt);
     if (rt->have_blas) rt->blas.Destroy(rt->blas_h);
     kf_cublas_unload(&rt->blas);
     if (rt->mem && rt->p)
@@ -193,7 +195,7 @@ int kf_cuda_open(const kf_program *p, const kf_build *b, const kf_build_opts *o,
     rt->launch = calloc(p->n_steps ? (size_t)p->n_steps : 1, sizeof *rt->launch);
     rt->mem = calloc(p->n_bufs ? (size_t)p->n_bufs : 1, sizeof *rt->mem);
     if (!rc && (!rt->launch || !rt->mem)) rc = kf_fail(err, KF_E_NOMEM, "cuda: out of memory");
-    int need_blas = 0;
+    int need_blas = 0, need_dnn = 0;
     size_t tmp = 0;
     for (int si = 0; si < p->n_steps && !rc; si++) {
         const kf_step *s = &p->steps[si];
@@ -204,11 +206,14 @@ int kf_cuda_open(const kf_program *p, const kf_build *b, const kf_build_opts *o,
             if (!rc) rc = kf_cu_prepare_launch(rt, si, fn, coop, err);
         } else if (s->kind == KF_STEP_GEMM) {
             need_blas = 1;
+        } else if (s->kind == KF_STEP_CONV) {
+            need_dnn = 1;
         } else if (s->kind == KF_STEP_COPY && s->src == s->dst && (size_t)s->bytes > tmp) {
             tmp = (size_t)s->bytes;
         }
     }
     if (!rc && need_blas) rc = kf_cu_open_blas(rt, err);
+    if (!rc && need_dnn) rc = kf_cuda_open_dnn(rt, err);
     if (!rc && tmp && (r = a->MemAlloc(&rt->tmp, tmp)) != 0) rc = kf_cu_fail(a, err, KF_E_NOMEM, r, "cuMemAlloc");
     if (!rc) {
         rt->tmp_bytes = tmp;
@@ -253,7 +258,7 @@ int kf_cuda_bind(void *vrt, const kf_slot *slots, int n, kf_err *err) {
         for (int i = 0; i < s->n_args; i++)
             if (s->args[i].kind == KF_KP_PTR) rt->launch[si].vals[i].ptr = rt->mem[s->args[i].buf] + KF_GUARD_BYTES;
     }
-    return 0;
+    return kf_cuda_prepare_convs(rt, err);
 }
 
 static int kf_cu_buf_ok(kf_cu_rt *rt, int buf, kf_err *err) {

@@ -72,5 +72,12 @@ void kf_build_free(kf_build *b);
  * that mentions an error, joined with " | " (for one-line error messages). */
 char *kf_build_cache_dir(const kf_build_opts *o, const char *target);
 void kf_build_log_head(const char *log, char *buf, size_t n);
+/* The plain reference convolution of a conv step (cpu_conv.c): x, w, bias (NULL: none) and y
+ * point at the step's first element of each tensor (offsets already applied). The cpu
+ * target runs conv steps with it; tests compare other targets against it. */
+void kf_conv_reference(const kf_conv_step *c, const float *x, const float *w, const float *bias, float *y);
+/* 1 if the cuda target's conv steps can load cuDNN here (dlopen only, CUDA is not touched);
+ * else 0 with why in err (may be NULL). */
+int kf_cuda_cudnn_available(kf_err *err);
 
 #endif

@@ -1,0 +1,312 @@
+/* test_fuse_convlib.c: convolutions through the target's conv step (the LIB implementation
+ * of CONV groups, kf_fplan.lib_conv, the default on cuda where cuDNN loads). The fused
+ * programs are lowered for the cpu target too, whose conv step is the reference loop, and
+ * run next to the naive lowering (same inputs, outputs within 1e-4): the conv step's fields
+ * and the fused epilogue (bias, activation) are checked by numbers without a GPU. For cuda
+ * the program is built (not run): one conv step, the epilogue kernel, kernels.cu, compiled
+ * by NVRTC where it is installed. Without
+ * lib_conv nothing changes: no conv step, the generated convolution. The search agent's
+ * space on cuda starts from the conv step and keeps the generated convolution as a
+ * neighbour. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "kf_test.h"
+#include "agents/fuse.h"
+#include "agents/lower.h"
+#include "agents/search.h"
+#include "targets/kf_target.h"
+
+static char cache_dir[256];
+
+/* ---- running a program on the cpu target ---- */
+typedef struct run_bufs {
+    kf_slot *slots;
+    int n;
+} run_bufs;
+
+static void fill_random(unsigned char *data, const kf_pbuf *b, unsigned *seed) {
+    int64_t n = kf_tdesc_numel(&b->desc);
+    for (int64_t i = 0; i < n; i++) {
+        *seed = *seed * 1103515245u + 12345u;
+        double u = (double)((*seed >> 8) & 0xFFFF) / 65536.0;
+        if (b->desc.dtype == KF_F32) ((float *)data)[i] = (float)(u * 2.0 - 1.0);
+        else if (b->desc.dtype == KF_I64) ((int64_t *)data)[i] = (int64_t)(u * 4);
+    }
+}
+
+/* Runs p with inputs/params drawn from seed (by buffer role and index/param name, so two
+ * programs for one graph see the same values); outputs are copied into outs[i] (malloc'd). */
+static int run_program(const kf_program *p, unsigned seed, float **outs, int max_outs) {
+    const kf_target_ops *t = kf_target_cpu();
+    kf_build_opts bo;
+    memset(&bo, 0, sizeof bo);
+    bo.cache_dir = cache_dir;
+    bo.threads = 2;
+    kf_build b;
+    kf_err err;
+    kf_err_clear(&err);
+    if (t->build(p, &bo, &b, &err)) {
+        fprintf(stderr, "  build: %s\n", err.msg);
+        return -1;
+    }
+    void *rt = NULL;
+    int rc = t->open(p, &b, &bo, &rt, &err);
+    kf_slot *slots = calloc((size_t)p->n_bufs + 1, sizeof *slots);
+    for (int i = 0; !rc && i < p->n_bufs; i++) {
+        const kf_pbuf *pb = &p->bufs[i];
+        slots[i].base = calloc(1, pb->nbytes + 2 * KF_GUARD_BYTES);
+        slots[i].data = slots[i].base + KF_GUARD_BYTES;
+        slots[i].nbytes = pb->nbytes;
+        unsigned s = seed;
+        if (pb->role == KF_BUF_INPUT) s += 1000u * (unsigned)(pb->index + 1);
+        if (pb->role == KF_BUF_PARAM) for (const char *c = pb->param; c && *c; c++) s = s * 31u + (unsigned)*c;
+        if (pb->role == KF_BUF_INPUT || pb->role == KF_BUF_PARAM) fill_random(slots[i].data, pb, &s);
+        else memset(slots[i].data, 0xFF, pb->nbytes);
+    }
+    if (!rc) rc = t->bind(rt, slots, p->n_bufs, &err);
+    if (!rc) rc = t->run(rt, &err);
+    if (rc) fprintf(stderr, "  run: %s\n", err.msg);
+    for (int i = 0; !rc && i < p->n_bufs; i++) {
+        const kf_pbuf *pb = &p->bufs[i];
+        if (pb->role != KF_BUF_OUTPUT || pb->index >= max_outs) continue;
+        outs[pb->index] = malloc(pb->nbytes);
+        memcpy(outs[pb->index], slots[i].data, pb->nbytes);
+    }
+    if (rt) t->close(rt);
+    for (int i = 0; i < p->n_bufs; i++) free(slots[i].base);
+    free(slots);
+    kf_build_free(&b);
+    return rc;
+}
+
+/* Max relative difference of output 0..n-1 between the fused and the naive program. */
+static double compare_with_naive(const kf_graph *g, const kf_program *fused) {
+    kf_program naive;
+    kf_err err;
+    if (kf_lower_naive(g, "cpu", &naive, &err)) {
+        fprintf(stderr, "  naive: %s\n", err.msg);
+        return 1e30;
+    }
+    float *a[8] = {0}, *b[8] = {0};
+    double worst = 1e30;
+    if (run_program(&naive, 7, a, 8) == 0 && run_program(fused, 7, b, 8) == 0) {
+        worst = 0;
+        for (int o = 0; o < g->n_outputs && o < 8; o++) {
+            int64_t n = kf_tdesc_numel(&g->values[g->outputs[o]].desc);
+            if (!a[o] || !b[o]) {
+                worst = 1e30;
+                continue;
+            }
+            const kf_tdesc *od = &g->values[g->outputs[o]].desc;
+            if (od->dtype != KF_F32) {
+                if (memcmp(a[o], b[o], kf_tdesc_nbytes(od)) != 0) worst = 1e30;
+                continue;
+            }
+            for (int64_t i = 0; i < n; i++) {
+                double d = fabs((double)a[o][i] - (double)b[o][i]) / (1e-3 + fabs((double)a[o][i]));
+                if (!(d <= worst)) worst = d;
+            }
+        }
+    }
+    for (int o = 0; o < 8; o++) {
+        free(a[o]);
+        free(b[o]);
+    }
+    kf_program_free(&naive);
+    return worst;
+}
+
+/* Steps of a kind, not counting the kernel that writes the vector math's constant table. */
+static int count_steps(const kf_program *p, kf_step_kind k) {
+    int n = 0;
+    for (int i = 0; i < p->n_steps; i++)
+        n += p->steps[i].kind == k &&
+             !(k == KF_STEP_LAUNCH && strcmp(p->kernels[p->steps[i].kernel].name, "kconsts") == 0);
+    return n;
+}
+
+
+#define T(name, dt, ...) "\"" name "\":{\"dtype\":\"" dt "\",\"shape\":[" #__VA_ARGS__ "]}"
+
+#define CONV_NODE(out, stride, pad, dil, transposed, opad, groups) \
+    "{\"op\":\"aten.convolution.default\",\"outputs\":[\"" out "\"],\"args\":[{\"name\":\"input\",\"tensor\":\"x0\"}," \
+    "{\"name\":\"weight\",\"tensor\":\"p0\"},{\"name\":\"bias\",\"tensor\":\"p1\"}," \
+    "{\"name\":\"stride\",\"list\":" stride "},{\"name\":\"padding\",\"list\":" pad "}," \
+    "{\"name\":\"dilation\",\"list\":" dil "},{\"name\":\"transposed\",\"bool\":" transposed "}," \
+    "{\"name\":\"output_padding\",\"list\":" opad "},{\"name\":\"groups\",\"int\":" groups "}]}"
+#define I2(a, b) "[{\"int\":" #a "},{\"int\":" #b "}]"
+#define I1(a) "[{\"int\":" #a "}]"
+
+/* conv + bias, then relu: the epilogue kernel adds the bias and applies relu */
+static const char g_relu[] =
+    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"r\"],\"values\":{"
+    T("x0", "f32", 2, 4, 12, 12) "," T("p0", "f32", 8, 4, 3, 3) "," T("p1", "f32", 8) ","
+    T("y", "f32", 2, 8, 12, 12) "," T("r", "f32", 2, 8, 12, 12) "},\"nodes\":["
+    CONV_NODE("y", I2(1, 1), I2(1, 1), I2(1, 1), "false", I2(0, 0), "1") ","
+    "{\"op\":\"aten.relu.default\",\"outputs\":[\"r\"],\"args\":[{\"name\":\"self\",\"tensor\":\"y\"}]}]}";
+/* a strided, dilated, grouped conv alone: the step writes the output and adds the bias */
+static const char g_plain[] =
+    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"y\"],\"values\":{"
+    T("x0", "f32", 2, 6, 13, 11) "," T("p0", "f32", 4, 3, 3, 3) "," T("p1", "f32", 4) "," T("y", "f32", 2, 4, 6, 5) "},"
+    "\"nodes\":[" CONV_NODE("y", I2(2, 2), I2(1, 1), I2(2, 2), "false", I2(0, 0), "2") "]}";
+/* 1-d, stride 3, padding 2, then tanh */
+static const char g_1d[] =
+    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"t\"],\"values\":{"
+    T("x0", "f32", 3, 5, 40) "," T("p0", "f32", 8, 5, 4) "," T("p1", "f32", 8) "," T("y", "f32", 3, 8, 14) ","
+    T("t", "f32", 3, 8, 14) "},\"nodes\":[" CONV_NODE("y", I1(3), I1(2), I1(1), "false", I1(0), "1") ","
+    "{\"op\":\"aten.tanh.default\",\"outputs\":[\"t\"],\"args\":[{\"name\":\"self\",\"tensor\":\"y\"}]}]}";
+/* transposed, stride 2, padding 1, output padding 1, then softplus */
+static const char g_convt[] =
+    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"z\"],\"values\":{"
+    T("x0", "f32", 2, 6, 5, 7) "," T("p0", "f32", 6, 4, 3, 3) "," T("p1", "f32", 4) "," T("y", "f32", 2, 4, 10, 14) ","
+    T("z", "f32", 2, 4, 10, 14) "},\"nodes\":[" CONV_NODE("y", I2(2, 2), I2(1, 1), I2(1, 1), "true", I2(1, 1), "1") ","
+    "{\"op\":\"aten.softplus.default\",\"outputs\":[\"z\"],\"args\":[{\"name\":\"self\",\"tensor\":\"y\"},"
+    "{\"name\":\"beta\",\"int\":1},{\"name\":\"threshold\",\"int\":20}]}]}";
+
+static const kf_step *find_conv(const kf_program *p) {
+    for (int i = 0; i < p->n_steps; i++)
+        if (p->steps[i].kind == KF_STEP_CONV) return &p->steps[i];
+    return NULL;
+}
+
+/* Lowers json with conv steps allowed; expects epilogue kernels (launch steps) after the
+ * conv step, then checks the cpu program's numbers and the cuda program's shape. */
+static void check_graph(const char *name, const char *json, int launches, int step_bias) {
+    fprintf(stderr, "    %s\n", name);
+    kf_graph g;
+    kf_fplan p;
+    kf_err err;
+    kf_err_clear(&err);
+    if (kf_graph_from_json(json, &g, &err)) {
+        KF_CHECK_MSG(0, "graph: %s", err.msg);
+        return;
+    }
+    if (kf_fuse_plan(&g, NULL, &p, &err)) {
+        KF_CHECK_MSG(0, "plan: %s", err.msg);
+        kf_graph_free(&g);
+        return;
+    }
+    KF_CHECK_EQ_INT(p.n_groups, 1);
+    /* without the target's conv step: not admitted, not chosen */
+    KF_CHECK_EQ_INT(kf_fuse_impl_ok(&g, &p, 0, KF_IMPL_LIB), 0);
+    kf_gsched s;
+    kf_gsched_auto(&g, &p, 0, &s);
+    KF_CHECK(s.impl != KF_IMPL_LIB);
+    kf_program v;
+    KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, NULL, "cuda", "test", &v, &err), 0);
+    KF_CHECK(find_conv(&v) == NULL);
+    kf_program_free(&v);
+    /* with it: the default */
+    p.lib_conv = 1;
+    KF_CHECK_EQ_INT(kf_fuse_impl_ok(&g, &p, 0, KF_IMPL_LIB), 1);
+    kf_gsched_auto(&g, &p, 0, &s);
+    KF_CHECK_EQ_INT(s.impl, KF_IMPL_LIB);
+    static const char *const targets[] = {"cpu", "cuda"};
+    for (int t = 0; t < 2; t++) {
+        int rc = kf_fuse_lower(&g, &p, NULL, targets[t], "test", &v, &err);
+        KF_CHECK_MSG(rc == 0, "%s: %s", targets[t], err.msg);
+        if (rc) continue;
+        rc = kf_program_validate(&v, &g, &err);
+        KF_CHECK_MSG(rc == 0, "%s: %s", targets[t], err.msg);
+        KF_CHECK_EQ_INT(count_steps(&v, KF_STEP_CONV), 1);
+        KF_CHECK_EQ_INT(count_steps(&v, KF_STEP_GEMM), 0);
+        KF_CHECK_EQ_INT(count_steps(&v, KF_STEP_LAUNCH), launches);
+        const kf_step *cs = find_conv(&v);
+        if (cs) {
+            KF_CHECK_EQ_INT(cs->conv.bias >= 0, step_bias);
+            /* the result lands in the output; an epilogue runs over it in place */
+            KF_CHECK_EQ_INT(v.bufs[cs->conv.y].role, KF_BUF_OUTPUT);
+        }
+        if (t == 0) {
+            double d = compare_with_naive(&g, &v);
+            KF_CHECK_MSG(d < 1e-4, "cpu: differs from the naive lowering by %g", d);
+            fprintf(stderr, "      cpu: largest relative difference from the naive lowering %.3g\n", d);
+        } else {
+            KF_CHECK(v.n_sources == 1 && strcmp(v.sources[0].file, "kernels.cu") == 0);
+            /* the epilogue kernels compile, where NVRTC is installed */
+            kf_build_opts bo;
+            memset(&bo, 0, sizeof bo);
+            bo.cache_dir = cache_dir;
+            bo.timeout_s = 120;
+            kf_build b;
+            memset(&b, 0, sizeof b);
+            rc = kf_target_cuda()->build(&v, &bo, &b, &err);
+            if (rc == KF_E_UNAVAILABLE) fprintf(stderr, "      cuda: not compiled here: %s\n", err.msg);
+            else KF_CHECK_MSG(rc == 0, "cuda: %s\n%s", err.msg, b.log ? b.log : "");
+            kf_build_free(&b);
+        }
+        kf_program_free(&v);
+    }
+    kf_fuse_plan_free(&p);
+    kf_graph_free(&g);
+}
+
+static void test_conv_step_lowering(void) {
+    check_graph("conv + relu", g_relu, 1, 0);
+    check_graph("grouped, strided, dilated conv alone", g_plain, 0, 1);
+    check_graph("conv1d + tanh", g_1d, 1, 0);
+    check_graph("transposed conv + softplus", g_convt, 1, 0);
+}
+
+/* The search space on cuda: the automatic schedule uses the conv step ('L'), a neighbour the
+ * generated direct convolution ('D'); on cpu nothing changes. */
+static void test_search_space(void) {
+    kf_graph g;
+    kf_err err;
+    kf_err_clear(&err);
+    KF_CHECK_EQ_INT(kf_graph_from_json(g_relu, &g, &err), 0);
+    kf_search_space sp;
+    KF_CHECK_EQ_INT(kf_search_space_init(&sp, &g, &err), 0);
+    kf_search_space_set_target(&sp, "cuda", 1);
+    kf_gsched *d = kf_search_default(&sp, 0);
+    char *key = d ? kf_search_key(&sp, 0, d) : NULL;
+    KF_CHECK(key && strncmp(key, "P0;L1", 5) == 0);
+    if (key) fprintf(stderr, "    cuda default: %s\n", key);
+    char **nb = NULL;
+    int n = 0, direct = 0;
+    KF_CHECK_EQ_INT(kf_search_neighbours(&sp, key, 0, &nb, &n), 0);
+    for (int i = 0; i < n; i++) {
+        direct |= strncmp(nb[i], "P0;D", 4) == 0;
+        free(nb[i]);
+    }
+    free(nb);
+    KF_CHECK_MSG(direct, "no neighbour with the generated direct convolution");
+    kf_program prog;
+    int rc = key ? kf_search_build(&sp, key, &prog, &err) : -1;
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc == 0) {
+        KF_CHECK_STR(prog.target, "cuda");
+        KF_CHECK(find_conv(&prog) != NULL);
+        kf_program_free(&prog);
+    }
+    free(key);
+    free(d);
+    /* cpu: no conv step */
+    kf_search_space_set_target(&sp, "cpu", 0);
+    d = kf_search_default(&sp, 0);
+    key = d ? kf_search_key(&sp, 0, d) : NULL;
+    rc = key ? kf_search_build(&sp, key, &prog, &err) : -1;
+    KF_CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc == 0) {
+        KF_CHECK(find_conv(&prog) == NULL);
+        kf_program_free(&prog);
+    }
+    free(key);
+    free(d);
+    kf_search_space_free(&sp);
+    kf_graph_free(&g);
+}
+
+int main(void) {
+    snprintf(cache_dir, sizeof cache_dir, "/tmp/kf_test_fuse_convlib_%ld", (long)getpid());
+    if (!getenv("KFORGE_CUDA_ARCH")) setenv("KFORGE_CUDA_ARCH", "sm_90", 1); /* compile without a GPU */
+    KF_RUN(test_conv_step_lowering);
+    KF_RUN(test_search_space);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", cache_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", cache_dir);
+    return kf_test_report();
+}

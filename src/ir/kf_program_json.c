@@ -401,7 +401,7 @@ static int kf_pj_dims(kf_pparse *ps, const cJSON *obj, const char *key, int *nsd
     }
     if (cJSON_IsNumber(j) && *nsd > 0) {
         int64_t v;
-        if (kf_pj_i64(j, &v) != 0)
+        if (kf_json_i64(j, &v) != 0)
             return kf_fail(ps->err, KF_E_FORMAT, "%s: field '%s' is not an integer", where, key);
         for (int i = 0; i < *nsd; i++) out[i] = v;
         return 0;
@@ -414,7 +414,7 @@ static int kf_pj_dims(kf_pparse *ps, const cJSON *obj, const char *key, int *nsd
         return kf_fail(ps->err, KF_E_FORMAT, "%s: '%s' must be an integer or an array of %d integers "
                        "(one per spatial dim, as 'in')", where, key, *nsd);
     for (int i = 0; i < n; i++)
-        if (kf_pj_i64(cJSON_GetArrayItem(j, i), &out[i]) != 0)
+        if (kf_json_i64(cJSON_GetArrayItem(j, i), &out[i]) != 0)
             return kf_fail(ps->err, KF_E_FORMAT, "%s: '%s'[%d] is not an integer", where, key, i);
     if (*nsd < 0) *nsd = n;
     return 0;

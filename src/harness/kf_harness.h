@@ -50,6 +50,8 @@ typedef struct kf_result {
     double eager_ms, compile_ms;   /* baselines timed in the same run; compile_ms < 0 = unavailable */
     int degenerate;          /* reference output does not depend on inputs, or all zeros */
     double build_s;          /* compile time */
+    int device_data;         /* 1: the last verify/time went through the device data path
+                                (tensors from the oracle's GPU memory, checks on the device) */
 } kf_result;
 
 void kf_result_free(kf_result *r);

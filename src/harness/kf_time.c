@@ -143,6 +143,7 @@ int kf_harness_time(kf_oracle *o, const kf_graph *g, const char *params_file,
         if (!rc) rc = kf_time_candidate(&s, warm, per_round, &cand, r, &failed, err);
     }
     if (cs_open) kf_st_close(&cs);
+    r->device_data = s.dev;
     kf_session_close(&s);
     if (rc) {
         kf_result_set(r, KF_ST_ERROR, "%s", err->msg);

@@ -351,6 +351,7 @@ int kf_harness_verify(kf_oracle *o, const kf_graph *g, const char *params_file,
         }
     }
     kf_session_dev_release(&s, o, &first_g);
+    r->device_data = s.dev;
     if (first_open) kf_st_close(&first);
     kf_session_close(&s);
     if (rc) {

@@ -273,34 +273,31 @@ int kf_trial_dev(kf_session *s, kf_oracle *o, int t, kf_ipc_group *first, int *a
         rc = kf_fail(err, KF_E_NOMEM, "harness: out of memory");
     if (rc) goto done;
     *got_case = 1;
-    /* the references count before the run, as on the host path */
-    if (bad) {
-        /* kf_note_refs still sees the case: a check without staging or running */
-        kf_dev_request q0 = {0, mems, n, NULL, 0, jobs.v, ref_hi};
-        int ok = 0;
-        rc = kf_dev_send(s, &q0, sums, r, failed, fallback, &ok, err);
-        if (!rc && ok) {
-            for (int k = ref_lo; k < ref_hi; k++) {
-                if (jobs.v[k].kind == KF_DJ_NONZERO && sums[k].count) *allzero = 0;
-                if (jobs.v[k].kind == KF_DJ_CLOSE && sums[k].count) *same = 0;
-            }
-            if (same_broken) *same = 0;
-            kf_result_set(r, KF_ST_INVALID, "invalid program: %s", e.msg);
-            *failed = 1;
-        }
-        if (*fallback) *got_case = 0;
-        goto done;
-    }
-    kf_dev_request q = {KF_DEV_STAGE | KF_DEV_RUN, mems, n, src, p->n_bufs, jobs.v, jobs.n};
+    /* the references count before the run, whatever the run does, as on the host path */
     int ok = 0;
-    rc = kf_dev_send(s, &q, sums, r, failed, fallback, &ok, err);
-    if (*fallback) *got_case = 0;
-    if (rc || !ok) goto done;
-    for (int k = ref_lo; k < ref_hi; k++) {
-        if (jobs.v[k].kind == KF_DJ_NONZERO && sums[k].count) *allzero = 0;
-        if (jobs.v[k].kind == KF_DJ_CLOSE && sums[k].count) *same = 0;
+    if (ref_hi > 0) {
+        kf_dev_request q0 = {0, mems, n, NULL, 0, jobs.v, ref_hi};
+        rc = kf_dev_send(s, &q0, sums, r, failed, fallback, &ok, err);
+        if (rc || !ok) {
+            if (*fallback) *got_case = 0;
+            goto done;
+        }
+        for (int k = ref_lo; k < ref_hi; k++) {
+            if (jobs.v[k].kind == KF_DJ_NONZERO && sums[k].count) *allzero = 0;
+            if (jobs.v[k].kind == KF_DJ_CLOSE && sums[k].count) *same = 0;
+        }
     }
     if (same_broken) *same = 0;
+    if (bad) {
+        kf_result_set(r, KF_ST_INVALID, "invalid program: %s", e.msg);
+        *failed = 1;
+        goto done;
+    }
+    kf_dev_request q = {KF_DEV_STAGE | KF_DEV_RUN, mems, n, src, p->n_bufs, jobs.v + ref_hi,
+                        jobs.n - ref_hi};
+    rc = kf_dev_send(s, &q, sums + ref_hi, r, failed, fallback, &ok, err);
+    if (*fallback) *got_case = 0;
+    if (rc || !ok) goto done;
     r->trial = t;
     /* guards */
     int what = 0;

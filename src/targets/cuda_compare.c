@@ -155,7 +155,7 @@ static int kf_dc_enqueue(kf_cu_rt *rt, const kf_dev_job *j, CUdeviceptr parts, C
     if (j->kind == KF_DJ_BYTES_CONST || j->kind == KF_DJ_BYTES_EQ) {
         unsigned long long n = j->bytes;
         if (n > na || (use_b && n > nb)) return kf_fail(err, KF_E_INTERNAL, "cuda: byte check beyond its memory");
-        if (!r) r = a->MemsetD8Async(rec, 0xFF, 8, rt->stream); /* first = none */
+        if (!r) r = a->MemsetD8Async(rec + 8, 0xFF, 8, rt->stream); /* first = none */
         if (!r && n) {
             CUdeviceptr out = rec;
             unsigned c = j->byte;

@@ -1,8 +1,9 @@
 /* cuda_devcheck_src.h: the CUDA C source of the device-side checks of the cuda target's device
  * data path (cuda_compare.c compiles it with NVRTC, strict float options, and caches the CUBIN).
  *
- * kf_dc_bytes: bytes of a that differ from b (or from the byte c): the first offset (atomicMin)
- * and the count. 16 bytes at a time where both pointers allow it.
+ * kf_dc_bytes: bytes of a that differ from b (or from the byte c): the count (out[0]) and the
+ * first offset (out[1], atomicMin), in the layout of kf_dc_final. 16 bytes at a time where
+ * both pointers allow it.
  * kf_dc_close1 / kf_dc_close2: the harness's comparison rule (src/harness/kf_compare.c) as a
  * two-pass reduction. Element values are read as doubles exactly as kf_elem_get does; float
  * dtypes pass when |got - ref| <= atol + rtol * |ref| (computed in double, no FMA), NaN and
@@ -70,7 +71,7 @@ static const char kf_cuda_devcheck_src[] =
 "        u64 f = __shfl_down_sync(0xffffffffu, first, o);\n"
 "        if (f < first) first = f;\n"
 "    }\n"
-"    if ((threadIdx.x & 31) == 0 && cnt) { atomicAdd(&out[1], cnt); atomicMin(&out[0], first); }\n"
+"    if ((threadIdx.x & 31) == 0 && cnt) { atomicAdd(&out[0], cnt); atomicMin(&out[1], first); }\n"
 "}\n"
 "__device__ double half_d(unsigned short h) {\n"
 "    int s = (h >> 15) & 1, e = (h >> 10) & 0x1F, m = h & 0x3FF;\n"

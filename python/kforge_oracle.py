@@ -78,6 +78,9 @@ class Oracle:
         self.problem = None
         self.n_loads = 0
         self.ipc = None
+        # cuda problems: the inputs of the last case (problem index, seed, dist) -> pristine
+        # tensors, which time reuses (as clones) instead of drawing 1 GiB again on the CPU
+        self.last_inputs = None
         try:
             import torch
             self.torch = torch
@@ -213,6 +216,7 @@ class Oracle:
             raise OracleError("device", "CUDA is not available to this torch (%s)"
                               % torch.__version__)
         self.problem = None
+        self.last_inputs = None
         if self.ipc is not None:
             self.ipc.clear()
         torch.set_num_threads(threads if threads > 0 else self.default_threads)
@@ -357,6 +361,10 @@ class Oracle:
             self._ipc_store(p)
         inputs = self._make_inputs(p, seed, dist)
         saved = [a.detach().clone() for a in inputs if isinstance(a, torch.Tensor)]
+        if p.device == "cuda":
+            self.last_inputs = ((p.index, seed, dist),
+                                [a.detach().clone() if isinstance(a, torch.Tensor) else a
+                                 for a in inputs])
         self.precision.set("strict")
         if reference == "f64":
             outputs = self._forward64(p, inputs)
@@ -433,7 +441,11 @@ class Oracle:
         if runs < 1 or warmup < 0:
             raise OracleError("bad_request", "runs must be >= 1 and warmup >= 0")
         fn = p.model if mode == "eager" else self._compiled(p)
-        inputs = self._make_inputs(p, seed)
+        memo = self.last_inputs
+        if p.device == "cuda" and memo is not None and memo[0] == (p.index, seed, "default"):
+            inputs = [a.clone() if isinstance(a, torch.Tensor) else a for a in memo[1]]
+        else:
+            inputs = self._make_inputs(p, seed)
         self.precision.set(prec)
         cuda = p.device == "cuda"
         buf = torch.empty(flush, dtype=torch.uint8, device=p.device) if flush > 0 else None

@@ -118,7 +118,7 @@ static void fake_close(void *rt) { free(rt); }
 
 static const kf_target_ops fake_target = {
     "fake", fake_available, fake_build, fake_open, fake_bind, fake_noop, fake_noop,
-    fake_run, fake_time, fake_close, 0,
+    fake_run, fake_time, fake_close, 0, NULL,
 };
 
 /* x (input 0) and y (output 0), f32[FAKE_N]. */

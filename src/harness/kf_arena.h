@@ -20,7 +20,8 @@ typedef struct kf_arena {
     const void **written;  /* what fill() copied into each input/param slot (caller-owned) */
 } kf_arena;
 
-/* Maps and lays out the slots (data 64-byte aligned); every byte starts as KF_GUARD_BYTE. */
+/* Maps and lays out the slots (data 64-byte aligned) and writes every guard; the data pages
+ * are left untouched (a device data path never needs them on the host). */
 int kf_arena_create(kf_arena *a, const kf_program *p, kf_err *err);
 void kf_arena_destroy(kf_arena *a);
 
@@ -38,5 +39,19 @@ int kf_arena_fill(kf_arena *a, const kf_safetensors *case_st, const kf_safetenso
 int kf_arena_check(const kf_arena *a, int *what, kf_err *err);
 
 size_t kf_arena_bytes(const kf_arena *a);
+
+/* The tensor that input or param buffer i is filled from ("in.<index>" of case_st, the param
+ * value name in params_st), checked for presence, size and dtype (KF_E_INVALID naming the
+ * buffer, as kf_arena_fill says it); *t = NULL for outputs and scratch. */
+int kf_arena_source(const kf_program *p, int i, const kf_safetensors *case_st,
+                    const kf_safetensors *params_st, const kf_st_tensor **t, kf_err *err);
+int kf_arena_match(const kf_program *p, int i, const kf_st_tensor *t, const char *what,
+                   kf_err *err);
+/* The messages of kf_arena_check (KF_E_INVALID): guard bytes of buffer i changed (after = 0:
+ * the guard before it, off = offset in that guard; found = first changed byte, cnt = how
+ * many), and an input or param changed (first changed byte, count). */
+int kf_arena_guard_fail(const kf_program *p, int i, int after, long off, int found, size_t cnt,
+                        kf_err *err);
+int kf_arena_changed_fail(const kf_program *p, int i, size_t first, size_t changed, kf_err *err);
 
 #endif

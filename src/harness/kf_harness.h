@@ -55,6 +55,8 @@ typedef struct kf_result {
                                                   * (opts.time_defaults), else 0 */
     int degenerate;          /* reference output does not depend on inputs, or all zeros */
     double build_s;          /* compile time */
+    int device_data;         /* 1: the last verify/time went through the device data path
+                                (tensors from the oracle's GPU memory, checks on the device) */
 } kf_result;
 
 void kf_result_free(kf_result *r);

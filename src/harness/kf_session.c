@@ -163,6 +163,9 @@ int kf_session_open(kf_session *s, const kf_graph *g, const char *params_file,
 void kf_session_close(kf_session *s) {
     kf_worker_stop(&s->worker);
     s->worker_up = 0;
+    if (s->params_g.id) kf_session_dev_release(s, s->oracle, &s->params_g);
+    kf_ipc_group_free(&s->params_g);
+    s->dev = 0;
     if (s->arena.map || s->arena.slots) kf_arena_destroy(&s->arena);
     if (s->params_open) kf_st_close(&s->params);
     s->params_open = 0;

@@ -28,6 +28,11 @@ typedef struct kf_session {
     int own_workdir;
     int case_counter;
     unsigned long long hidden;  /* hidden seed base */
+    /* the device data path (kf_session_dev.c): inputs, params and references stay in the
+     * oracle's GPU memory and the checks run in the worker on the device */
+    int dev;
+    kf_oracle *oracle;          /* borrowed, for releasing params_g */
+    kf_ipc_group params_g;      /* the params, exported by the oracle */
 } kf_session;
 
 /* Validates (-> invalid), builds (-> compile_error), maps the arena and the params and starts
@@ -66,5 +71,53 @@ int kf_compare(const void *got, const void *ref, kf_dtype dt, long long numel, d
                double rtol, kf_mismatch *m);
 /* "[0, 17]" for a flat index of a tensor of this shape. */
 const char *kf_format_multi_index(const kf_tdesc *d, long long flat, char *buf, size_t n);
+
+/* kf_verify.c, shared with kf_verify_dev.c */
+const char *kf_trial_dist(int t, int trials);
+int kf_is_output_name(const char *name, int *k);
+double kf_tol_for(double opt_tol, kf_dtype dt);
+/* Output checks of one trial: 0 all match, 1 the outputs do not fit the references, 2 a
+ * value out of tolerance (r says which). dev_m: per buffer, the device's comparison (the
+ * case's tensors then carry no host data); NULL compares the arena with cs. */
+int kf_check_outputs(const kf_session *s, const kf_safetensors *cs, int t, const char *dist,
+                     kf_result *r, const kf_mismatch *dev_m);
+/* The verdict against the float64 reference c64 (dev_m as above): *matched, or r's message
+ * extended with the float64 worst element. */
+void kf_f64_verdict(const kf_session *s, const kf_safetensors *c64, const kf_mismatch *dev_m,
+                    kf_result *r, int *matched);
+
+/* kf_session_dev.c: whether the session takes the device data path. On when the target has
+ * one, the oracle runs on cuda, $KFORGE_DEVICE_DATA is not "0", the oracle can export the
+ * params and the worker can map them and load its checks; otherwise the host path, with the
+ * reason on stderr when $KFORGE_DEBUG is set. *failed when the worker died meanwhile (r says
+ * why). */
+int kf_session_dev_start(kf_session *s, kf_oracle *o, kf_result *r, int *failed, kf_err *err);
+/* Back to the host path for the rest of the session (why: for the debug line). */
+void kf_session_dev_off(kf_session *s, const char *why);
+/* Drops a group the oracle exported (no-op for an empty one). */
+void kf_session_dev_release(kf_session *s, kf_oracle *o, kf_ipc_group *g);
+/* The group's tensors as a safetensors table without data (names, dtypes, shapes, sizes), for
+ * the structural checks the host path makes. */
+int kf_ipc_as_st(const kf_ipc_group *g, kf_safetensors *st, kf_err *err);
+/* The mems of a device request: groups appended in order; *base = index of g's first. */
+int kf_dev_mems_add(kf_dev_mem **mems, int *n, const kf_ipc_group *g, int *base, kf_err *err);
+/* Stages the buffers for timing from the case of seed (inputs "default"). *failed when the
+ * program does not fit or the worker failed (r says why); *fallback when the device path
+ * went away (the session is then on the host path). */
+int kf_session_dev_stage(kf_session *s, kf_oracle *o, unsigned long long seed, kf_result *r,
+                         int *failed, int *fallback, kf_err *err);
+
+/* The mems (the case cg, then the params) and src[buf] of a staged run, and cg as a table
+ * without data (*cst, to close). *bad = 1 with err set when the program does not fit the
+ * case (an invalid program, with the arena's message). */
+int kf_dev_plan_sources(const kf_session *s, const kf_ipc_group *cg, kf_dev_mem **mems, int *n,
+                        int *src, kf_safetensors *cst, int *bad, kf_err *err);
+
+/* kf_verify_dev.c: one verification trial on the device data path (kf_verify.c's kf_trial
+ * with the same messages). *first holds trial 0's case until trial 1 is done. *fallback: the
+ * device path went away before the trial was judged (run it on the host path). */
+int kf_trial_dev(kf_session *s, kf_oracle *o, int t, kf_ipc_group *first, int *allzero,
+                 int *same, kf_result *r, int *failed, int *by_f64, int *got_case,
+                 int *fallback, kf_err *err);
 
 #endif

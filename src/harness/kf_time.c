@@ -1,6 +1,8 @@
 /* kf_time.c: kf_harness_time, the timing protocol of DESIGN.md: rounds alternating PyTorch
  * eager (and torch.compile) in the oracle with the candidate in the worker, on the same inputs,
- * with the same warm-up and cache flush; medians over every run, min and max kept. */
+ * with the same warm-up and cache flush; medians over every run, min and max kept. On the
+ * device data path (kf_session_dev.c) the inputs are staged on the device once and the timed
+ * requests do not upload the arena. */
 #include "harness/kf_session.h"
 
 #include <stdlib.h>
@@ -83,13 +85,15 @@ static int kf_time_fill(kf_session *s, kf_oracle *o, unsigned long long seed, kf
 /* The candidate's part of a round: warm-up (discarded) then `runs` timed runs. */
 static int kf_time_candidate(kf_session *s, int warmup, int runs, kf_samples *out, kf_result *r,
                              int *failed, kf_err *err) {
+    int (*timed)(kf_worker *, int, double *, kf_outcome *, kf_err *) =
+        s->dev ? kf_worker_time_dev : kf_worker_time;
     int n = warmup > runs ? warmup : runs;
     double *ms = calloc((size_t)n, sizeof *ms);
     if (!ms) return kf_fail(err, KF_E_NOMEM, "harness: out of memory");
     kf_outcome oc = {KF_ST_VERIFIED, 0, NULL};
     int rc = 0;
-    if (warmup > 0) rc = kf_worker_time(&s->worker, warmup, ms, &oc, err);
-    if (!rc && oc.status == KF_ST_VERIFIED) rc = kf_worker_time(&s->worker, runs, ms, &oc, err);
+    if (warmup > 0) rc = timed(&s->worker, warmup, ms, &oc, err);
+    if (!rc && oc.status == KF_ST_VERIFIED) rc = timed(&s->worker, runs, ms, &oc, err);
     if (!rc && oc.status != KF_ST_VERIFIED) {
         kf_result_from_outcome(r, &oc);
         *failed = 1;
@@ -117,8 +121,13 @@ int kf_harness_time(kf_oracle *o, const kf_graph *g, const char *params_file,
     kf_samples cand = {0}, eager = {0}, comp = {0}, eager_d = {0}, comp_d = {0};
     kf_safetensors cs;
     int failed = 0, cs_open = 0, compile_unavailable = 0;
-    rc = kf_time_fill(&s, o, seed, &cs, r, &failed, err);
-    if (!rc) cs_open = 1;
+    int fallback = 0;
+    rc = kf_session_dev_start(&s, o, r, &failed, err);
+    if (!rc && !failed && s.dev) rc = kf_session_dev_stage(&s, o, seed, r, &failed, &fallback, err);
+    if (!rc && !failed && !s.dev) {
+        rc = kf_time_fill(&s, o, seed, &cs, r, &failed, err);
+        if (!rc) cs_open = 1;
+    }
     int per_round = (s.opt.timed_runs + s.opt.rounds - 1) / s.opt.rounds;
     for (int round = 0; round < s.opt.rounds && !rc && !failed; round++) {
         int warm = round == 0 ? s.opt.warmup : 0;
@@ -140,6 +149,7 @@ int kf_harness_time(kf_oracle *o, const kf_graph *g, const char *params_file,
         if (!rc) rc = kf_time_candidate(&s, warm, per_round, &cand, r, &failed, err);
     }
     if (cs_open) kf_st_close(&cs);
+    r->device_data = s.dev;
     kf_session_close(&s);
     if (rc) {
         kf_result_set(r, KF_ST_ERROR, "%s", err->msg);

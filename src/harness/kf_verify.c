@@ -21,14 +21,14 @@
 
 static const char *const kf_redraw_dists[3] = {"normal", "uniform", "heavy"};
 
-static const char *kf_trial_dist(int t, int trials) {
+const char *kf_trial_dist(int t, int trials) {
     int n_redraw = trials - 2 < 3 ? trials - 2 : 3;
     if (n_redraw < 0) n_redraw = 0;
     int first = trials - n_redraw;
     return t >= first ? kf_redraw_dists[(t - first) % 3] : "default";
 }
 
-static int kf_is_output_name(const char *name, int *k) {
+int kf_is_output_name(const char *name, int *k) {
     char *end;
     if (strncmp(name, "out.", 4) != 0) return 0;
     long v = strtol(name + 4, &end, 10);
@@ -37,7 +37,7 @@ static int kf_is_output_name(const char *name, int *k) {
     return 1;
 }
 
-static double kf_tol_for(double opt_tol, kf_dtype dt) {
+double kf_tol_for(double opt_tol, kf_dtype dt) {
     if (!kf_dtype_is_float(dt)) return 0;
     return opt_tol > 0 ? opt_tol : kf_default_tol(dt);
 }
@@ -86,9 +86,10 @@ static void kf_report_mismatch(kf_result *r, int t, int trials, const char *dist
 /* Compares the values of every output buffer with the case's references (buffers, dtypes and
  * sizes already checked against them). 0 = all match; else *jbad is the first failing buffer
  * and *m its mismatch. A reference missing or of another dtype or size fails with m->count
- * = -1. */
+ * = -1. dev_m (device data path): per buffer, the comparison the worker already made on the
+ * device (the case's tensors then have no host data). */
 static int kf_compare_values(const kf_session *s, const kf_safetensors *cs, int *jbad,
-                             kf_mismatch *m) {
+                             kf_mismatch *m, const kf_mismatch *dev_m) {
     const kf_program *p = s->p;
     for (int j = 0; j < p->n_bufs; j++) {
         const kf_pbuf *b = &p->bufs[j];
@@ -104,6 +105,11 @@ static int kf_compare_values(const kf_session *s, const kf_safetensors *cs, int 
             return 1;
         }
         kf_dtype dt = b->desc.dtype;
+        if (dev_m) {
+            *m = dev_m[j];
+            if (m->count) return 1;
+            continue;
+        }
         if (kf_compare(s->arena.slots[j].data, ref->data, dt, kf_tdesc_numel(&ref->desc),
                        kf_tol_for(s->opt.atol, dt), kf_tol_for(s->opt.rtol, dt), m))
             return 1;
@@ -115,8 +121,8 @@ static int kf_compare_values(const kf_session *s, const kf_safetensors *cs, int 
 /* Compares every output of the program with the case's references. 0 = all match; 1 = the
  * outputs do not fit the references (missing, other dtype or size); 2 = some value is out of
  * tolerance (r says which, worth a second look against the float64 reference). */
-static int kf_check_outputs(const kf_session *s, const kf_safetensors *cs, int t,
-                            const char *dist, kf_result *r) {
+int kf_check_outputs(const kf_session *s, const kf_safetensors *cs, int t, const char *dist,
+                     kf_result *r, const kf_mismatch *dev_m) {
     const kf_program *p = s->p;
     int trials = s->opt.trials;
     for (int i = 0; i < cs->n_tensors; i++) {
@@ -156,7 +162,7 @@ static int kf_check_outputs(const kf_session *s, const kf_safetensors *cs, int t
     }
     int jbad;
     kf_mismatch m;
-    if (kf_compare_values(s, cs, &jbad, &m)) {
+    if (kf_compare_values(s, cs, &jbad, &m, dev_m)) {
         const kf_pbuf *b = &p->bufs[jbad];
         char name[32];
         snprintf(name, sizeof name, "out.%d", b->index);
@@ -217,9 +223,17 @@ static int kf_second_look_f64(kf_session *s, kf_oracle *o, int t, unsigned long 
                        "harness: trial %d: the oracle's float64 case has other inputs than its "
                        "float32 case for the same seed", t + 1);
     }
+    kf_f64_verdict(s, &c64, NULL, r, matched);
+    kf_st_close(&c64);
+    return 0;
+}
+
+void kf_f64_verdict(const kf_session *s, const kf_safetensors *c64, const kf_mismatch *dev_m,
+                    kf_result *r, int *matched) {
     int jbad;
     kf_mismatch m;
-    if (kf_compare_values(s, &c64, &jbad, &m) == 0) {
+    *matched = 0;
+    if (kf_compare_values(s, c64, &jbad, &m, dev_m) == 0) {
         *matched = 1;
     } else if (m.count < 0) {
         kf_result_set(r, KF_ST_MISMATCH, "%s; the float64 reference has no matching output %d",
@@ -236,8 +250,6 @@ static int kf_second_look_f64(kf_session *s, kf_oracle *o, int t, unsigned long 
                       m.worst_got, m.worst_expected, m.worst_tol, m.count,
                       (long long)kf_tdesc_numel(&b->desc));
     }
-    kf_st_close(&c64);
-    return 0;
 }
 
 /* One trial. Returns nonzero for a harness failure; *failed = 1 when the candidate failed;
@@ -284,7 +296,7 @@ static int kf_trial(kf_session *s, kf_oracle *o, int t, kf_safetensors *cs, int 
         *failed = 1;
         return 0;
     }
-    int cr = kf_check_outputs(s, cs, t, dist, r);
+    int cr = kf_check_outputs(s, cs, t, dist, r, NULL);
     if (cr == 2) {
         rc = kf_second_look_f64(s, o, t, seed, dist, cs, r, by_f64, err);
         if (rc) return rc;
@@ -308,16 +320,25 @@ int kf_harness_verify(kf_oracle *o, const kf_graph *g, const char *params_file,
     kf_safetensors first, cs;
     int first_open = 0, allzero = 1, same = 1, failed = 0, seen = 0, n_f64 = 0;
     char f64_trials[256] = "";
+    kf_ipc_group first_g = {0};  /* device data path: trial 0's case, kept for trial 1 */
+    rc = kf_session_dev_start(&s, o, r, &failed, err);
     for (int t = 0; t < s.opt.trials && !failed && !rc; t++) {
-        int cs_open = 0, by_f64 = 0;
-        rc = kf_trial(&s, o, t, &cs, &cs_open, first_open ? &first : NULL, &allzero, &same, r,
-                      &failed, &by_f64, err);
+        int cs_open = 0, by_f64 = 0, fallback = 0, got_case = 0;
+        if (s.dev) {
+            rc = kf_trial_dev(&s, o, t, &first_g, &allzero, &same, r, &failed, &by_f64,
+                              &got_case, &fallback, err);
+            if (rc) break;
+            if (fallback && t > 0) same = 0; /* trial 0's references stay on the device */
+        }
+        if (!s.dev)
+            rc = kf_trial(&s, o, t, &cs, &cs_open, first_open ? &first : NULL, &allzero, &same,
+                          r, &failed, &by_f64, err);
         if (!rc && by_f64) {
             size_t len = strlen(f64_trials);
             snprintf(f64_trials + len, sizeof f64_trials - len, "%s%d", n_f64 ? ", " : "", t + 1);
             n_f64++;
         }
-        if (cs_open) seen = t + 1;
+        if (cs_open || got_case) seen = t + 1;
         if (first_open && cs_open) {
             kf_st_close(&first);
             first_open = 0;
@@ -329,6 +350,8 @@ int kf_harness_verify(kf_oracle *o, const kf_graph *g, const char *params_file,
             kf_st_close(&cs);
         }
     }
+    kf_session_dev_release(&s, o, &first_g);
+    r->device_data = s.dev;
     if (first_open) kf_st_close(&first);
     kf_session_close(&s);
     if (rc) {

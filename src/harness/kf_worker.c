@@ -337,16 +337,28 @@ int kf_worker_start(kf_worker *w, const kf_target_ops *t, const kf_program *p, c
     return rc;
 }
 
-static int kf_request(kf_worker *w, int op, int n, double timeout_s, const char *what,
-                      kf_wire *h, char **payload, kf_outcome *oc, kf_err *err) {
+static int kf_send_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n) {
+        ssize_t s = send(fd, p, n, MSG_NOSIGNAL);
+        if (s < 0 && errno == EINTR) continue;
+        if (s <= 0) return -1;
+        p += s;
+        n -= (size_t)s;
+    }
+    return 0;
+}
+
+/* Sends a command (n: its number, or the length of body) and waits for the reply. */
+static int kf_request_body(kf_worker *w, int op, int n, const void *body, double timeout_s,
+                           const char *what, kf_wire *h, char **payload, kf_outcome *oc,
+                           kf_err *err) {
     kf_outcome_clear(oc);
     *payload = NULL;
     if (w->pid <= 0) return kf_fail(err, KF_E_INTERNAL, "worker: not running");
     kf_wire cmd = {op, n};
-    ssize_t s;
-    do s = send(w->sock, &cmd, sizeof cmd, MSG_NOSIGNAL);
-    while (s < 0 && errno == EINTR);
-    if (s != (ssize_t)sizeof cmd) {
+    if (kf_send_all(w->sock, &cmd, sizeof cmd) != 0 ||
+        (body && n > 0 && kf_send_all(w->sock, body, (size_t)n) != 0)) {
         kf_classify_death(w, what, oc);
         return 0;
     }
@@ -358,6 +370,11 @@ static int kf_request(kf_worker *w, int op, int n, double timeout_s, const char 
     return rc;
 }
 
+static int kf_request(kf_worker *w, int op, int n, double timeout_s, const char *what,
+                      kf_wire *h, char **payload, kf_outcome *oc, kf_err *err) {
+    return kf_request_body(w, op, n, NULL, timeout_s, what, h, payload, oc, err);
+}
+
 int kf_worker_run(kf_worker *w, kf_outcome *oc, kf_err *err) {
     kf_wire h;
     char *payload;
@@ -366,11 +383,12 @@ int kf_worker_run(kf_worker *w, kf_outcome *oc, kf_err *err) {
     return rc;
 }
 
-int kf_worker_time(kf_worker *w, int n, double *ms, kf_outcome *oc, kf_err *err) {
+static int kf_worker_time_op(kf_worker *w, int op, int n, double *ms, kf_outcome *oc,
+                             kf_err *err) {
     kf_wire h;
     char *payload;
     if (n <= 0) return kf_fail(err, KF_E_INTERNAL, "worker: bad run count %d", n);
-    int rc = kf_request(w, KF_WCMD_TIME, n, w->lim.timeout_s * (n + 1), "the timed runs", &h,
+    int rc = kf_request(w, op, n, w->lim.timeout_s * (n + 1), "the timed runs", &h,
                         &payload, oc, err);
     if (rc == 0 && oc->status == KF_ST_VERIFIED) {
         if (h.n_or_len != (int32_t)(n * sizeof *ms)) {
@@ -380,6 +398,67 @@ int kf_worker_time(kf_worker *w, int n, double *ms, kf_outcome *oc, kf_err *err)
                            h.n_or_len, n * sizeof *ms);
         }
         memcpy(ms, payload, n * sizeof *ms);
+    }
+    free(payload);
+    return rc;
+}
+
+int kf_worker_time(kf_worker *w, int n, double *ms, kf_outcome *oc, kf_err *err) {
+    return kf_worker_time_op(w, KF_WCMD_TIME, n, ms, oc, err);
+}
+
+int kf_worker_time_dev(kf_worker *w, int n, double *ms, kf_outcome *oc, kf_err *err) {
+    return kf_worker_time_op(w, KF_WCMD_TIME_DEV, n, ms, oc, err);
+}
+
+int kf_worker_dev(kf_worker *w, const kf_dev_request *q, kf_dev_sum *sums, int *unavailable,
+                  char *why, size_t why_n, kf_outcome *oc, kf_err *err) {
+    *unavailable = 0;
+    if (why_n) why[0] = '\0';
+    size_t len = sizeof(kf_dev_wire) + (size_t)q->n_mems * sizeof(kf_dev_mem) +
+                 (size_t)q->n_src * sizeof(int32_t) + (size_t)q->n_jobs * sizeof(kf_dev_job);
+    if (len > (1u << 28)) return kf_fail(err, KF_E_INTERNAL, "worker: device request too large");
+    unsigned char *body = malloc(len);
+    if (!body) return kf_fail(err, KF_E_NOMEM, "worker: out of memory");
+    kf_dev_wire dw = {q->flags, q->n_mems, q->n_src, q->n_jobs};
+    size_t off = 0;
+    memcpy(body, &dw, sizeof dw);
+    off += sizeof dw;
+    if (q->n_mems) memcpy(body + off, q->mems, (size_t)q->n_mems * sizeof(kf_dev_mem));
+    off += (size_t)q->n_mems * sizeof(kf_dev_mem);
+    for (int i = 0; i < q->n_src; i++) {
+        int32_t v = q->src[i];
+        memcpy(body + off, &v, sizeof v);
+        off += sizeof v;
+    }
+    if (q->n_jobs) memcpy(body + off, q->jobs, (size_t)q->n_jobs * sizeof(kf_dev_job));
+    kf_wire h;
+    char *payload;
+    const char *what = (q->flags & KF_DEV_RUN) ? "the run" : "the device checks";
+    int rc = kf_request_body(w, KF_WCMD_DEV, (int)len, body, w->lim.timeout_s * 2, what, &h,
+                             &payload, oc, err);
+    free(body);
+    if (rc == 0 && oc->status == KF_ST_VERIFIED) {
+        size_t want = sizeof(kf_dev_wire_reply) + (size_t)q->n_jobs * sizeof(kf_dev_sum);
+        kf_dev_wire_reply rep;
+        if ((size_t)h.n_or_len < sizeof rep) {
+            free(payload);
+            kf_worker_stop(w);
+            return kf_fail(err, KF_E_INTERNAL, "worker: short device reply");
+        }
+        memcpy(&rep, payload, sizeof rep);
+        rep.why[sizeof rep.why - 1] = '\0';
+        if (rep.unavailable) {
+            *unavailable = 1;
+            if (why_n) snprintf(why, why_n, "%s", rep.why);
+        } else if ((size_t)h.n_or_len != want) {
+            free(payload);
+            kf_worker_stop(w);
+            return kf_fail(err, KF_E_INTERNAL, "worker: device reply has %d bytes, expected %zu",
+                           h.n_or_len, want);
+        } else if (q->n_jobs) {
+            memcpy(sums, payload + sizeof rep, (size_t)q->n_jobs * sizeof(kf_dev_sum));
+        }
     }
     free(payload);
     return rc;

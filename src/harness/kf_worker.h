@@ -65,6 +65,25 @@ int kf_worker_start(kf_worker *w, const kf_target_ops *t, const kf_program *p, c
 int kf_worker_run(kf_worker *w, kf_outcome *oc, kf_err *err);
 /* n timed runs, each after a cache flush; ms[0..n-1]. */
 int kf_worker_time(kf_worker *w, int n, double *ms, kf_outcome *oc, kf_err *err);
+
+/* The device data path (targets with kf_target_ops.dev, kf_devdata.h): the worker maps mems,
+ * optionally stages every buffer on the device (src[buf] = mem index or -1) and runs the plan,
+ * then runs the checks and answers with one kf_dev_sum per job. Nothing is uploaded from or
+ * downloaded to the host arena. *unavailable = 1 (why says why) when mapping or the checks'
+ * kernels do not work here: the worker stays up and the harness goes back to the host path.
+ * A failing run is an outcome, as for kf_worker_run. */
+#define KF_DEV_STAGE 1
+#define KF_DEV_RUN 2
+typedef struct kf_dev_request {
+    int flags;
+    const kf_dev_mem *mems; int n_mems;
+    const int *src; int n_src;           /* n_bufs entries when staging */
+    const kf_dev_job *jobs; int n_jobs;
+} kf_dev_request;
+int kf_worker_dev(kf_worker *w, const kf_dev_request *q, kf_dev_sum *sums, int *unavailable,
+                  char *why, size_t why_n, kf_outcome *oc, kf_err *err);
+/* kf_worker_time without uploading the arena first (the buffers were staged on the device). */
+int kf_worker_time_dev(kf_worker *w, int n, double *ms, kf_outcome *oc, kf_err *err);
 /* Asks the worker to quit, then kills its process group and reaps it. Safe to call twice. */
 void kf_worker_stop(kf_worker *w);
 
@@ -74,8 +93,12 @@ const char *kf_signal_name(int sig, char *buf, size_t n);
 /* The wire between parent and child: a fixed header, then len payload bytes. Commands carry
  * n (TIME: number of runs); replies carry a kf_code and, on error, the message text, or on
  * TIME success n doubles. The child's first reply (code only) says it loaded and bound. */
-enum { KF_WCMD_RUN = 1, KF_WCMD_TIME = 2, KF_WCMD_QUIT = 3 };
+enum { KF_WCMD_RUN = 1, KF_WCMD_TIME = 2, KF_WCMD_QUIT = 3, KF_WCMD_DEV = 4, KF_WCMD_TIME_DEV = 5 };
 typedef struct kf_wire { int32_t op_or_code; int32_t n_or_len; } kf_wire;
+/* DEV carries len payload bytes: kf_dev_wire, n_mems kf_dev_mem, n_src int32_t, n_jobs
+ * kf_dev_job; its success reply: kf_dev_wire_reply, then n_jobs kf_dev_sum. */
+typedef struct kf_dev_wire { int32_t flags, n_mems, n_src, n_jobs; } kf_dev_wire;
+typedef struct kf_dev_wire_reply { int32_t unavailable; char why[508]; } kf_dev_wire_reply;
 
 /* Child side (kf_worker_child.c): never returns. */
 _Noreturn void kf_worker_child(int sock, int out_fd, pid_t parent, kf_death_note *note,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -144,6 +145,64 @@ static void kf_child_fatal_handlers(kf_death_note *note) {
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
 }
 
+/* A DEV request (kf_worker.h): map, prepare the checks, stage, run, check, unmap. */
+static void kf_child_dev(int sock, const kf_target_ops *t, void *rt, const kf_program *p, int len,
+                         kf_err *err) {
+    unsigned char *body = len > 0 ? malloc((size_t)len) : NULL;
+    if (!body || kf_read_all(sock, body, (size_t)len)) _exit(3);
+    kf_dev_wire dw;
+    kf_dev_wire_reply rep;
+    memset(&rep, 0, sizeof rep);
+    memcpy(&dw, body, sizeof dw);
+    size_t need = sizeof dw + (size_t)dw.n_mems * sizeof(kf_dev_mem) + (size_t)dw.n_src * sizeof(int32_t) +
+                  (size_t)dw.n_jobs * sizeof(kf_dev_job);
+    if (!t->dev || dw.n_mems < 0 || dw.n_src < 0 || dw.n_jobs < 0 || need != (size_t)len ||
+        (dw.n_src && dw.n_src != p->n_bufs)) {
+        free(body);
+        rep.unavailable = 1;
+        snprintf(rep.why, sizeof rep.why, "%s", t->dev ? "malformed device request"
+                                                        : "the target has no device data path");
+        kf_reply(sock, 0, &rep, sizeof rep);
+        return;
+    }
+    const kf_dev_mem *mems = (const kf_dev_mem *)(body + sizeof dw);
+    int *src = dw.n_src ? calloc((size_t)dw.n_src, sizeof *src) : NULL;
+    const unsigned char *sp = body + sizeof dw + (size_t)dw.n_mems * sizeof(kf_dev_mem);
+    for (int i = 0; i < dw.n_src && src; i++) {
+        int32_t v;
+        memcpy(&v, sp + (size_t)i * sizeof v, sizeof v);
+        src[i] = v;
+    }
+    kf_dev_job *jobs = dw.n_jobs ? malloc((size_t)dw.n_jobs * sizeof *jobs) : NULL;
+    if (jobs) memcpy(jobs, sp + (size_t)dw.n_src * sizeof(int32_t), (size_t)dw.n_jobs * sizeof *jobs);
+    size_t out_len = sizeof rep + (size_t)dw.n_jobs * sizeof(kf_dev_sum);
+    unsigned char *out = calloc(1, out_len);
+    if ((dw.n_src && !src) || (dw.n_jobs && !jobs) || !out) _exit(3);
+    int rc = t->dev->map(rt, mems, dw.n_mems, err);
+    if (!rc) rc = t->dev->check(rt, NULL, 0, NULL, err); /* loads the checks before any run */
+    if (rc == KF_E_UNAVAILABLE) {
+        rep.unavailable = 1;
+        snprintf(rep.why, sizeof rep.why, "%s", err->msg);
+        t->dev->unmap(rt);
+        kf_reply(sock, 0, &rep, sizeof rep);
+    } else {
+        if (!rc && (dw.flags & KF_DEV_STAGE)) rc = t->dev->stage(rt, src, err);
+        if (!rc && (dw.flags & KF_DEV_RUN)) rc = t->run(rt, err);
+        if (!rc && dw.n_jobs) rc = t->dev->check(rt, jobs, dw.n_jobs, (kf_dev_sum *)(out + sizeof rep), err);
+        t->dev->unmap(rt);
+        if (rc) {
+            kf_reply_err(sock, err);
+        } else {
+            memcpy(out, &rep, sizeof rep);
+            kf_reply(sock, 0, out, out_len);
+        }
+    }
+    free(out);
+    free(jobs);
+    free(src);
+    free(body);
+}
+
 _Noreturn void kf_worker_child(int sock, int out_fd, pid_t parent, kf_death_note *note,
                                const kf_target_ops *t,
                                const kf_program *p, const kf_build *b, const kf_build_opts *bo,
@@ -181,13 +240,18 @@ _Noreturn void kf_worker_child(int sock, int out_fd, pid_t parent, kf_death_note
             break;
         }
         int rc = 0;
-        for (int i = 0; i < p->n_bufs && !rc; i++) rc = t->upload(rt, i, &err);
+        if (cmd.op_or_code == KF_WCMD_DEV) {
+            kf_child_dev(sock, t, rt, p, cmd.n_or_len, &err);
+            continue;
+        }
+        if (cmd.op_or_code != KF_WCMD_TIME_DEV)
+            for (int i = 0; i < p->n_bufs && !rc; i++) rc = t->upload(rt, i, &err);
         if (cmd.op_or_code == KF_WCMD_RUN) {
             if (!rc) rc = t->run(rt, &err);
             for (int i = 0; i < p->n_bufs && !rc; i++) rc = t->download(rt, i, &err);
             if (rc) kf_reply_err(sock, &err);
             else kf_reply(sock, 0, NULL, 0);
-        } else if (cmd.op_or_code == KF_WCMD_TIME) {
+        } else if (cmd.op_or_code == KF_WCMD_TIME || cmd.op_or_code == KF_WCMD_TIME_DEV) {
             int n = cmd.n_or_len;
             double *ms = n > 0 ? calloc((size_t)n, sizeof *ms) : NULL;
             if (n <= 0 || !ms) rc = kf_fail(&err, KF_E_INTERNAL, "worker: bad run count %d", n);

@@ -30,6 +30,14 @@
  *      where this torch has no torch.compile. Each timed run is preceded by a write of a
  *      flush_bytes buffer; device events on GPU, a monotonic clock on CPU.
  *      Optional "precision":"strict"|"default" (default strict: TF32 off).
+ *  {"cmd":"case",...,"ipc":true} (no "file"; cuda problems) -> {"ok":true,"id":G,"tensors":
+ *      [{"name":"in.0","dtype":"f32","shape":[..],"nbytes":N,"handle":HEX128,"offset":O}..]}:
+ *      the same tensors as the file would hold, kept alive on the GPU in group G until
+ *      released; handle is the CUDA IPC memory handle of the driver allocation holding the
+ *      tensor, offset its byte offset there. "error":"ipc_unavailable" where not possible.
+ *  {"cmd":"params_ipc"} -> the same reply for the params of the last graph capture, named by
+ *      value name as in the params file.
+ *  {"cmd":"release","ids":[G..]} -> {"ok":true,"released":K}: the groups' tensors are dropped.
  *  {"cmd":"quit"} -> {"ok":true}, then exits.
  * Also: "graph" takes an optional "decompose":"default"|"none" (see kforge_oracle_capture.py);
  * more error kinds: "not_loaded", "bad_problem", "device", "capture", "compile", "io",
@@ -97,6 +105,35 @@ int kf_oracle_time(kf_oracle *o, const char *mode, unsigned long long seed, int 
 int kf_oracle_time_precision(kf_oracle *o, const char *mode, const char *precision,
                              unsigned long long seed, int runs, int warmup,
                              long long flush_bytes, kf_timing *t, kf_err *err);
+/* ---- the device data path (kf_oracle_ipc.c) ---- */
+typedef struct kf_ipc_tensor {
+    char name[64];
+    kf_tdesc desc;
+    size_t nbytes;
+    unsigned char handle[64];    /* CUipcMemHandle of the allocation holding the tensor */
+    unsigned long long offset;   /* byte offset of the tensor in that allocation */
+} kf_ipc_tensor;
+
+typedef struct kf_ipc_group {
+    long long id;                /* 0 when empty */
+    int n;
+    kf_ipc_tensor *t;
+} kf_ipc_group;
+
+/* The case verb with "ipc": true: the tensors stay in the oracle's GPU memory until
+ * kf_oracle_release(g->id). KF_E_UNSUPPORTED ("ipc_unavailable: <why>") where the oracle cannot
+ * export them; KF_E_UNAVAILABLE for f64_unavailable as kf_oracle_case_ref. */
+int kf_oracle_case_ipc(kf_oracle *o, unsigned long long seed, const char *dist,
+                       const char *reference, kf_ipc_group *g, kf_err *err);
+/* The params of the last graph capture, by value name. */
+int kf_oracle_params_ipc(kf_oracle *o, kf_ipc_group *g, kf_err *err);
+/* Drops the oracle's references to a group (id 0: nothing to do). */
+int kf_oracle_release(kf_oracle *o, long long id, kf_err *err);
+const kf_ipc_tensor *kf_ipc_find(const kf_ipc_group *g, const char *name);
+void kf_ipc_group_free(kf_ipc_group *g);   /* the C side only; see kf_oracle_release */
+/* The device the oracle was started for ("cpu" or "cuda"). */
+const char *kf_oracle_device(const kf_oracle *o);
+
 void kf_timing_free(kf_timing *t);
 void kf_timing_summarize(kf_timing *t); /* fills median/min/max from ms[] */
 

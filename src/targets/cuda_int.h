@@ -6,7 +6,8 @@
  * Files: cuda_api.c (loading the libraries), cuda_probe.c (short-lived child processes: the
  * parent never initialises CUDA, since a CUDA context does not survive fork), cuda_build.c
  * (NVRTC compile and cache, parent side), cuda_runtime.c (open/bind/upload/download/close,
- * worker side), cuda_run.c (run, time, CUDA graph), cuda_target.c (the ops table).
+ * worker side), cuda_run.c (run, time, CUDA graph), cuda_target.c (the ops table),
+ * cuda_ipc.c + cuda_compare.c (the device data path: IPC memory of the oracle, checks).
  * Internal to src/targets. */
 #ifndef KF_CUDA_INT_H
 #define KF_CUDA_INT_H
@@ -281,6 +282,8 @@ typedef struct kf_cu_rt {
     int use_graph;           /* time() captures the plan into a CUDA graph */
     int dead;                /* a sticky device error happened: every later call fails */
     char dead_msg[512];
+    struct kf_cu_dev *devd;  /* the device data path's state (cuda_ipc.c), NULL until used */
+    char *dev_cache;         /* where the device checks' CUBIN is cached */
 } kf_cu_rt;
 
 int kf_cuda_open(const kf_program *p, const kf_build *b, const kf_build_opts *o, void **rt, kf_err *err);
@@ -290,6 +293,10 @@ int kf_cuda_download(void *rt, int buf, kf_err *err);
 int kf_cuda_run(void *rt, kf_err *err);
 int kf_cuda_time(void *rt, int n, void (*flush)(void *ctx), void *flush_ctx, double *ms, kf_err *err);
 void kf_cuda_close(void *rt);
+/* cuda_ipc.c / cuda_compare.c: the device data path (kf_devdata.h). */
+extern const kf_dev_ops kf_cuda_dev_ops;
+void kf_cuda_dev_setup(kf_cu_rt *rt, const kf_build *b, const kf_build_opts *o);
+void kf_cuda_dev_free(kf_cu_rt *rt);
 /* Enqueues the whole plan on the runtime's stream (no synchronisation). */
 int kf_cuda_enqueue(kf_cu_rt *rt, kf_err *err);
 /* cuda_dnn.c: conv steps. open_dnn (at open, when the plan has conv steps) loads cuDNN and

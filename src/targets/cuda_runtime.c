@@ -39,6 +39,7 @@ static void kf_cu_rt_free(kf_cu_rt *rt) {
     kf_cu_api *a = &rt->cu;
     if (rt->ctx && a->CtxSetCurrent) a->CtxSetCurrent(rt->ctx);
     kf_cuda_free_dnn(rt);
+    kf_cuda_dev_free(rt);
     if (rt->have_blas) rt->blas.Destroy(rt->blas_h);
     kf_cublas_unload(&rt->blas);
     if (rt->mem && rt->p)
@@ -168,6 +169,7 @@ int kf_cuda_open(const kf_program *p, const kf_build *b, const kf_build_opts *o,
     rt->allow_tf32 = o && o->allow_tf32;
     const char *g = getenv("KFORGE_CUDA_GRAPH");
     rt->use_graph = !(g && strcmp(g, "0") == 0);
+    kf_cuda_dev_setup(rt, b, o);
     kf_cu_api *a = &rt->cu;
     char *bin = NULL;
     size_t bin_n = 0;

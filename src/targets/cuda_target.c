@@ -15,6 +15,7 @@ static const kf_target_ops kf_cuda_ops = {
     .time = kf_cuda_time,
     .close = kf_cuda_close,
     .unlimited_address_space = 1,
+    .dev = &kf_cuda_dev_ops,
 };
 
 const kf_target_ops *kf_target_cuda(void) { return &kf_cuda_ops; }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include "core/kf_err.h"
 #include "ir/kf_program.h"
+#include "targets/kf_devdata.h"
 
 #define KF_GUARD_BYTES 4096   /* before and after every buffer slot */
 #define KF_GUARD_BYTE 0xA5
@@ -60,6 +61,8 @@ typedef struct kf_target_ops {
      * far more virtual memory than the process uses (cuInit fails under a few-GiB cap), so
      * the harness limits such a worker by resident memory only. */
     int unlimited_address_space;
+    /* The device data path (kf_devdata.h), NULL for a target without one (cpu). */
+    const kf_dev_ops *dev;
 } kf_target_ops;
 
 const kf_target_ops *kf_target_find(const char *name); /* NULL if kforge has no such target */

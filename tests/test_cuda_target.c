@@ -10,6 +10,7 @@
  * where no GPU is present. */
 #include "kf_test.h"
 #include "agents/lower.h"
+#include "agents/search.h"
 #include "harness/kf_arena.h"
 #include "harness/kf_worker.h"
 #include "ir/kf_graph.h"
@@ -532,8 +533,8 @@ static void test_lowered_matmul_tail(void) {
 }
 
 /* Every problem of a suite (default problems/, or $KF_TEST_CUDA_PROBLEMS) captured by the
- * oracle on the CPU, lowered by the naive agent for cuda and compiled by NVRTC: the renderer
- * over every op family. Skipped on a GPU machine unless $KF_TEST_CUDA_PROBLEMS is set (the
+ * oracle on the CPU, lowered for cuda by the naive agent and by the search agent's default
+ * point, and compiled by NVRTC: the renderer over every op family. Skipped on a GPU machine unless $KF_TEST_CUDA_PROBLEMS is set (the
  * GPU benchmark covers it there). */
 static void test_lowered_problems_compile(void) {
     NEED_NVRTC();
@@ -566,24 +567,42 @@ static void test_lowered_problems_compile(void) {
             free(params);
             continue;
         }
-        int rc = kf_lower_naive(&g, "cuda", &p, &err);
-        if (rc == KF_E_UNSUPPORTED) {
-            unsupported++;
-            fprintf(stderr, "  %s: %s\n", path, err.msg);
-        } else if (rc) {
-            failed++;
-            fprintf(stderr, "  FAIL %s: lowering: %s\n", path, err.msg);
-        } else {
-            kf_build_opts o = opts();
-            kf_build b = {0};
-            if (T->build(&p, &o, &b, &err) == 0) {
-                compiled++;
+        for (int agent = 0; agent < 2; agent++) { /* naive, then the search's default point */
+            int rc;
+            if (agent == 0) {
+                rc = kf_lower_naive(&g, "cuda", &p, &err);
             } else {
-                failed++;
-                fprintf(stderr, "  FAIL %s: %s\n%s\n", path, err.msg, b.log ? b.log : "");
+                kf_search_space sp;
+                rc = kf_search_space_init(&sp, &g, &err);
+                if (!rc) {
+                    snprintf(sp.target, sizeof sp.target, "cuda");
+                    kf_gsched *s = kf_search_default(&sp, 0);
+                    char *key = s ? kf_search_key(&sp, 0, s) : NULL;
+                    rc = key ? kf_search_build(&sp, key, &p, &err) : KF_E_NOMEM;
+                    free(key);
+                    free(s);
+                    kf_search_space_free(&sp);
+                }
             }
-            kf_build_free(&b);
-            kf_program_free(&p);
+            const char *an = agent ? "search" : "naive";
+            if (rc == KF_E_UNSUPPORTED) {
+                unsupported++;
+                fprintf(stderr, "  %s (%s): %s\n", path, an, err.msg);
+            } else if (rc) {
+                failed++;
+                fprintf(stderr, "  FAIL %s (%s): lowering: %s\n", path, an, err.msg);
+            } else {
+                kf_build_opts o = opts();
+                kf_build b = {0};
+                if (T->build(&p, &o, &b, &err) == 0) {
+                    compiled++;
+                } else {
+                    failed++;
+                    fprintf(stderr, "  FAIL %s (%s): %s\n%s\n", path, an, err.msg, b.log ? b.log : "");
+                }
+                kf_build_free(&b);
+                kf_program_free(&p);
+            }
         }
         kf_graph_free(&g);
         free(params);

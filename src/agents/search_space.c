@@ -68,6 +68,7 @@ int kf_search_key_parse(const kf_search_space *sp, const char *key, int *plan, k
         if (sscanf(c + 3, ".%d.%d.%d.%d%n", &s[i].chunk, &s[i].tile, &s[i].unroll, &s[i].block, &used) != 4)
             goto bad;
         c += 3 + used;
+        s[i].gpu = kf_search_gpu(sp);
         if (!kf_fuse_impl_ok(sp->g, &sp->plans[p], i, s[i].impl)) goto bad;
         if (s[i].chunk < 0 || s[i].tile < 0 || s[i].unroll < 0 || s[i].block < 0) goto bad;
     }
@@ -114,10 +115,32 @@ static void avoid_pool_mix(const kf_search_space *sp, int plan, kf_gsched *s) {
     for (int i = 0; i < p->n_groups; i++) s[i].parallel = 0;
 }
 
+int kf_search_gpu(const kf_search_space *sp) { return strcmp(sp->target, "cuda") == 0; }
+
+/* The GPU's first choice for group gi: the library gemm (cuBLAS) for matrix products with the
+ * epilogue in the kernel after it, im2col + gemm for convolutions, the op builders' loops
+ * (whose row loops kir_sched_gpu makes cooperative) for everything else; GPU knobs at their
+ * automatic values. */
+static void gpu_auto(const kf_search_space *sp, int plan, int gi, kf_gsched *s) {
+    const kf_fplan *p = &sp->plans[plan];
+    kf_gsched_default(s);
+    s->gpu = 1;
+    s->vec = 0;
+    s->impl = KF_IMPL_KIR;
+    int a = p->groups[gi].anchor;
+    if (a < 0) return;
+    if (p->kind[a] == KF_FN_GEMM && kf_fuse_impl_ok(sp->g, p, gi, KF_IMPL_LIB)) s->impl = KF_IMPL_LIB;
+    if (p->kind[a] == KF_FN_CONV && kf_fuse_impl_ok(sp->g, p, gi, KF_IMPL_IM2COL)) s->impl = KF_IMPL_IM2COL;
+}
+
 kf_gsched *kf_search_default(const kf_search_space *sp, int plan) {
     const kf_fplan *p = &sp->plans[plan];
     kf_gsched *s = calloc((size_t)p->n_groups + 1, sizeof *s);
     if (!s) return NULL;
+    if (kf_search_gpu(sp)) {
+        for (int i = 0; i < p->n_groups; i++) gpu_auto(sp, plan, i, &s[i]);
+        return s;
+    }
     for (int i = 0; i < p->n_groups; i++) kf_gsched_auto(sp->g, p, i, &s[i]);
     avoid_pool_mix(sp, plan, s);
     return s;
@@ -169,21 +192,11 @@ static int impl_plausible(const kf_search_space *sp, int plan, int gi, kf_impl i
     return 1;
 }
 
-int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, char ***keys, int *n) {
-    *keys = NULL;
-    *n = 0;
-    int plan;
-    kf_gsched *s;
-    int rc = kf_search_key_parse(sp, key, &plan, &s);
-    if (rc) return rc;
-    const kf_fplan *p = &sp->plans[plan];
+/* Groups of a plan by work, heaviest first (malloc'd). */
+static int *groups_by_work(const kf_fplan *p) {
     int ng = p->n_groups;
-    /* groups by work, heaviest first */
     int *order = malloc(sizeof *order * (size_t)(ng + 1));
-    if (!order) {
-        free(s);
-        return KF_E_NOMEM;
-    }
+    if (!order) return NULL;
     for (int i = 0; i < ng; i++) order[i] = i;
     for (int i = 1; i < ng; i++)
         for (int j = i; j > 0; j--) {
@@ -193,9 +206,101 @@ int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, 
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
+    return order;
+}
+
+/* GPU neighbours of s, for the heaviest groups: another implementation (gemm through the
+ * library or generated loops only for tiny products; convolutions im2col, direct or loops;
+ * other ops their loops or the direct kernel), rows of reductions per warp / block / thread,
+ * threads per block, 16-byte accesses on or off. */
+static int gpu_neighbours(const kf_search_space *sp, int plan, kf_gsched *s, int minor, key_list *l) {
+    const kf_fplan *p = &sp->plans[plan];
+    int ng = p->n_groups, rc = 0;
+    int *order = groups_by_work(p);
+    if (!order) return KF_E_NOMEM;
     int top = ng < 3 ? ng : 3;
     double total = kf_search_work(sp, plan);
+    static const kf_impl impls[] = {KF_IMPL_IM2COL, KF_IMPL_KIR, KF_IMPL_DIRECT, KF_IMPL_LIB};
+    for (int t = 0; t < top && !rc; t++) { /* 1. implementation */
+        int gi = order[t];
+        const kf_fgroup *gr = &p->groups[gi];
+        if (gr->flops + gr->bytes < 0.05 * total) continue;
+        for (size_t q = 0; q < sizeof impls / sizeof impls[0] && !rc; q++) {
+            if (impls[q] == s[gi].impl || !kf_fuse_impl_ok(sp->g, p, gi, impls[q])) continue;
+            if (!impl_plausible(sp, plan, gi, impls[q])) continue;
+            kf_gsched keep = s[gi];
+            s[gi].impl = impls[q];
+            rc = push_key(l, sp, plan, s);
+            s[gi] = keep;
+        }
+    }
+    for (int t = 0; t < top && !rc; t++) { /* 2. rows: warp, block, thread */
+        int gi = order[t];
+        const kf_fgroup *gr = &p->groups[gi];
+        if (gr->flops + gr->bytes < 0.05 * total || s[gi].impl == KF_IMPL_LIB) continue;
+        if (gr->anchor < 0 || p->kind[gr->anchor] != KF_FN_OP) continue;
+        static const int rows[] = {3, 2, 1};
+        for (int q = 0; q < 3 && !rc; q++) {
+            if (s[gi].tile == rows[q]) continue;
+            kf_gsched keep = s[gi];
+            s[gi].tile = rows[q];
+            rc = push_key(l, sp, plan, s);
+            s[gi] = keep;
+        }
+    }
+    for (int t = 0; t < top && !rc && minor; t++) { /* 3. threads per block, 16-byte accesses */
+        int gi = order[t];
+        const kf_fgroup *gr = &p->groups[gi];
+        if (gr->flops + gr->bytes < 0.05 * total) continue;
+        static const int blocks[] = {512, 128, 1024};
+        for (int q = 0; q < 3 && !rc; q++) {
+            if ((s[gi].block ? s[gi].block : 256) == blocks[q]) continue;
+            kf_gsched keep = s[gi];
+            s[gi].block = blocks[q];
+            rc = push_key(l, sp, plan, s);
+            s[gi] = keep;
+        }
+        if (!rc) {
+            kf_gsched keep = s[gi];
+            s[gi].vec = s[gi].vec == 1 ? 0 : 1;
+            rc = push_key(l, sp, plan, s);
+            s[gi] = keep;
+        }
+    }
+    free(order);
+    return rc;
+}
+
+int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, char ***keys, int *n) {
+    *keys = NULL;
+    *n = 0;
+    int plan;
+    kf_gsched *s;
+    int rc = kf_search_key_parse(sp, key, &plan, &s);
+    if (rc) return rc;
+    const kf_fplan *p = &sp->plans[plan];
+    int ng = p->n_groups;
     key_list l = {0};
+    if (kf_search_gpu(sp)) {
+        rc = gpu_neighbours(sp, plan, s, minor, &l);
+        free(s);
+        if (rc) {
+            for (int i = 0; i < l.n; i++) free(l.v[i]);
+            free(l.v);
+            return rc;
+        }
+        *keys = l.v;
+        *n = l.n;
+        return 0;
+    }
+    /* groups by work, heaviest first */
+    int *order = groups_by_work(p);
+    if (!order) {
+        free(s);
+        return KF_E_NOMEM;
+    }
+    int top = ng < 3 ? ng : 3;
+    double total = kf_search_work(sp, plan);
     /* 0. every convolution direct, or every one through im2col + gemm (threads re-derived) */
     for (int v = 0; v < 2 && !rc; v++) {
         kf_impl want = v == 0 ? KF_IMPL_DIRECT : KF_IMPL_IM2COL;

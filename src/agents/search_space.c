@@ -209,8 +209,8 @@ static int *groups_by_work(const kf_fplan *p) {
     return order;
 }
 
-/* GPU neighbours of s, for the heaviest groups, most promising first: rows of reductions
- * per block or per warp, threads per block, another implementation (gemm through the
+/* GPU neighbours of s, for the heaviest groups, most promising first: threads per block,
+ * rows of reductions per warp or per block, another implementation (gemm through the
  * library or generated loops only for tiny products; convolutions im2col, direct or loops;
  * other ops their loops or the direct kernel), a thread per row, 16-byte accesses on or off.
  * minor = 0 leaves out the threads-per-block and 16-byte variants. */
@@ -223,22 +223,22 @@ static int gpu_neighbours(const kf_search_space *sp, int plan, kf_gsched *s, int
     double total = kf_search_work(sp, plan);
     static const kf_impl impls[] = {KF_IMPL_IM2COL, KF_IMPL_KIR, KF_IMPL_DIRECT, KF_IMPL_LIB};
     for (int step = 0; step < 4 && !rc; step++) { /* step 4 (16-byte accesses): not rendered yet */
-        if ((step == 1 || step == 4) && !minor) continue;
+        if ((step == 0 || step == 4) && !minor) continue;
         for (int t = 0; t < top && !rc; t++) {
             int gi = order[t];
             const kf_fgroup *gr = &p->groups[gi];
             if (gr->flops + gr->bytes < 0.05 * total) continue;
             int reduces = gr->anchor >= 0 && p->kind[gr->anchor] == KF_FN_OP && s[gi].impl != KF_IMPL_LIB;
             kf_gsched keep = s[gi];
-            if (step == 0 || step == 3) { /* rows per block / warp; per thread */
-                static const int rows[] = {3, 2, 1};
-                for (int q = step == 0 ? 0 : 2; q < (step == 0 ? 2 : 3) && !rc && reduces; q++) {
+            if (step == 1 || step == 3) { /* rows per warp / block; per thread */
+                static const int rows[] = {2, 3, 1};
+                for (int q = step == 1 ? 0 : 2; q < (step == 1 ? 2 : 3) && !rc && reduces; q++) {
                     if (s[gi].tile == rows[q]) continue;
                     s[gi].tile = rows[q];
                     rc = push_key(l, sp, plan, s);
                     s[gi] = keep;
                 }
-            } else if (step == 1) { /* threads per block */
+            } else if (step == 0) { /* threads per block */
                 static const int blocks[] = {512, 1024, 128};
                 for (int q = 0; q < 3 && !rc && s[gi].impl != KF_IMPL_LIB; q++) {
                     if ((s[gi].block ? s[gi].block : 256) == blocks[q]) continue;

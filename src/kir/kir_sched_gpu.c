@@ -293,7 +293,7 @@ static kir_stmt *kir_gpu_collapse(const kir_kernel *k, kir_stmt *s, int64_t *row
     return run[n - 1];
 }
 
-typedef struct kir_gpu_sum { int nests; int64_t min_block_rows, max_block_work; } kir_gpu_sum;
+typedef struct kir_gpu_sum { int nests; int64_t min_block_rows, max_block_work; } kir_gpu_sum; /* min_block_rows: informative */
 
 static void kir_gpu_nests(kir_kernel *k, kir_stmt *s, int mode, kir_gpu_sum *sum) {
     if (!s) return;
@@ -331,9 +331,12 @@ int kir_sched_gpu(kir_kernel *k, int threads, int rows, int vec4) {
     kir_gpu_clear(k->body);
     kir_gpu_sum sum = {0, -1, 0};
     kir_gpu_nests(k, k->body, rows, &sum);
-    if (threads == 0) { /* few long rows (batch-norm statistics): the biggest blocks */
+    if (threads == 0) {
+        /* long rows read in several passes (softmax: 3) get the biggest blocks: fewer rows
+         * in flight per SM keep a row in L2 between its passes; and few long rows (batch-norm
+         * statistics) need all the threads they can get */
         threads = 256;
-        if (sum.min_block_rows >= 0 && sum.min_block_rows < 512 && sum.max_block_work >= 65536) threads = 1024;
+        if (sum.max_block_work >= 16384) threads = 1024;
     }
     k->threads = threads;
     k->vec4 = vec4 ? 1 : 0;

@@ -37,7 +37,18 @@
  *   runtime launches kernels whose module defines kf_gridbar_NAME cooperatively and clamps
  *   their grid to what fits on the device (grid-stride loops make any grid size correct).
  *
- * Launch geometry: block = KIR_CU_BLOCK threads; grid = enough blocks for the largest
+ * Cooperative nests (kir_sched_gpu): when the outer loop of a PARALLEL nest has coop = G
+ * (32: a warp, >= the block size: the block), each iteration of the flattened nest belongs
+ * to a group of G threads (kf_lane = its thread's index in the group); no promotion. The
+ * nest's body runs in every thread of the group: loops marked coop = 1 are split over the
+ * lanes (lane, lane + G, ...), their reductions into outer variables (sum, max, min) start
+ * from the identity in every lane but the first and are combined afterwards with
+ * __shfl_xor_sync (kf_wred_*) plus, for a block, the warps' partials in a static
+ * __shared__ array (kf_bred_*), so every thread has the result; statements that store
+ * outside those loops run in lane 0; a group barrier (__syncwarp / __syncthreads) follows
+ * a statement that stores a buffer the body loads.
+ *
+ * Launch geometry: block = the kernel's threads (kir_kernel.threads, else KIR_CU_BLOCK); grid = enough blocks for the largest
  * flattened space with constant bounds (at most KIR_CU_MAX_GRID), KIR_CU_DEFAULT_GRID when
  * a bound is not constant, and 1 block of 1 thread for a kernel without parallel loops. */
 #include "kir/kir.h"

@@ -89,8 +89,8 @@ typedef struct kir_kernel {
     kir_vardecl *vars; int n_vars, cap_vars;
     kir_stmt *body;                            /* a BLOCK */
     int threads;       /* GPU threads per block (0: the renderer's default); kir_sched_gpu */
-    int vec4;          /* GPU: 1 lets the renderer use 16-byte loads/stores in elementwise
-                        * grid-stride loops where it proves them aligned (kir_sched_gpu) */
+    int vec4;          /* GPU: 1 would let the renderer use 16-byte loads/stores in
+                        * elementwise loops (kir_sched_gpu sets it; not rendered yet) */
 } kir_kernel;
 
 kir_kernel *kir_kernel_new(const char *name);

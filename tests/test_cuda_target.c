@@ -1,20 +1,24 @@
 /* test_cuda_target.c: the cuda target. Without a GPU: the target says clearly why it is
  * unavailable, the CUDA renderer's text (grid-stride loops, promotion, grid barriers, launch
- * geometry) and, where NVRTC is installed, compiling rendered and lowered programs for sm_90.
+ * geometry, cooperative rows of kir_sched_gpu with their warp and block reductions) and, where
+ * NVRTC is installed, compiling rendered and lowered programs for sm_90.
  * With a GPU (everything below runs in the harness's forked worker, as kforge runs it):
  * hand-written KIR kernels rendered and run against a CPU reference, gemm (cuBLAS), copy and
- * fill steps, timing, the naive lowering of small graphs, and the bad-program suite: an
+ * fill steps, timing, the naive lowering of small graphs, softmax and batch-norm statistics
+ * with a thread, a warp and a block per row against plain C, and the bad-program suite: an
  * out-of-bounds write caught by the guard bytes after download, a write through a wild
  * pointer contained in the worker as crashed, a kernel that never ends stopped by the time
  * limit, compile errors and a kernel missing from the module. GPU cases SKIP with the reason
  * where no GPU is present. */
 #include "kf_test.h"
 #include "agents/lower.h"
+#include "agents/search.h"
 #include "harness/kf_arena.h"
 #include "harness/kf_worker.h"
 #include "ir/kf_graph.h"
 #include "oracle/kf_oracle.h"
 #include "kir/kir.h"
+#include "kir/kir_sched.h"
 #include "targets/kf_target.h"
 
 #include <stdint.h>
@@ -532,8 +536,8 @@ static void test_lowered_matmul_tail(void) {
 }
 
 /* Every problem of a suite (default problems/, or $KF_TEST_CUDA_PROBLEMS) captured by the
- * oracle on the CPU, lowered by the naive agent for cuda and compiled by NVRTC: the renderer
- * over every op family. Skipped on a GPU machine unless $KF_TEST_CUDA_PROBLEMS is set (the
+ * oracle on the CPU, lowered for cuda by the naive agent and by the search agent's default
+ * point, and compiled by NVRTC: the renderer over every op family. Skipped on a GPU machine unless $KF_TEST_CUDA_PROBLEMS is set (the
  * GPU benchmark covers it there). */
 static void test_lowered_problems_compile(void) {
     NEED_NVRTC();
@@ -566,24 +570,42 @@ static void test_lowered_problems_compile(void) {
             free(params);
             continue;
         }
-        int rc = kf_lower_naive(&g, "cuda", &p, &err);
-        if (rc == KF_E_UNSUPPORTED) {
-            unsupported++;
-            fprintf(stderr, "  %s: %s\n", path, err.msg);
-        } else if (rc) {
-            failed++;
-            fprintf(stderr, "  FAIL %s: lowering: %s\n", path, err.msg);
-        } else {
-            kf_build_opts o = opts();
-            kf_build b = {0};
-            if (T->build(&p, &o, &b, &err) == 0) {
-                compiled++;
+        for (int agent = 0; agent < 2; agent++) { /* naive, then the search's default point */
+            int rc;
+            if (agent == 0) {
+                rc = kf_lower_naive(&g, "cuda", &p, &err);
             } else {
-                failed++;
-                fprintf(stderr, "  FAIL %s: %s\n%s\n", path, err.msg, b.log ? b.log : "");
+                kf_search_space sp;
+                rc = kf_search_space_init(&sp, &g, &err);
+                if (!rc) {
+                    snprintf(sp.target, sizeof sp.target, "cuda");
+                    kf_gsched *s = kf_search_default(&sp, 0);
+                    char *key = s ? kf_search_key(&sp, 0, s) : NULL;
+                    rc = key ? kf_search_build(&sp, key, &p, &err) : KF_E_NOMEM;
+                    free(key);
+                    free(s);
+                    kf_search_space_free(&sp);
+                }
             }
-            kf_build_free(&b);
-            kf_program_free(&p);
+            const char *an = agent ? "search" : "naive";
+            if (rc == KF_E_UNSUPPORTED) {
+                unsupported++;
+                fprintf(stderr, "  %s (%s): %s\n", path, an, err.msg);
+            } else if (rc) {
+                failed++;
+                fprintf(stderr, "  FAIL %s (%s): lowering: %s\n", path, an, err.msg);
+            } else {
+                kf_build_opts o = opts();
+                kf_build b = {0};
+                if (T->build(&p, &o, &b, &err) == 0) {
+                    compiled++;
+                } else {
+                    failed++;
+                    fprintf(stderr, "  FAIL %s (%s): %s\n%s\n", path, an, err.msg, b.log ? b.log : "");
+                }
+                kf_build_free(&b);
+                kf_program_free(&p);
+            }
         }
         kf_graph_free(&g);
         free(params);
@@ -593,6 +615,211 @@ static void test_lowered_problems_compile(void) {
     fprintf(stderr, "  %s: %d compiled, %d unsupported, %d failed\n", dir, compiled, unsupported, failed);
     KF_CHECK_EQ_INT(failed, 0);
     KF_CHECK(compiled > 0);
+}
+
+/* ---- cooperative rows (kir_sched_gpu) ---- */
+
+/* Softmax over rows of W: max pass, float64 sum pass, store pass, as the op builders write
+ * them: y[r][c] = exp(x[r][c] - m) / s. */
+static kir_kernel *k_softmax(const char *name, int64_t R, int64_t W) {
+    kir_kernel *k = kir_kernel_new(name);
+    int y = kir_add_buf(k, "y", KF_F32, 1), x = kir_add_buf(k, "x", KF_F32, 0);
+    int r = kir_add_var(k, "r", KIR_T_I64), base = kir_add_var(k, "base", KIR_T_I64);
+    int m = kir_add_var(k, "m", KIR_T_F32), s = kir_add_var(k, "s", KIR_T_F64);
+    int c1 = kir_add_var(k, "c", KIR_T_I64), c2 = kir_add_var(k, "c", KIR_T_I64), c3 = kir_add_var(k, "c", KIR_T_I64);
+    kir_stmt *lr = kir_for(k, r, kir_int(k, 0), kir_int(k, R), 1, KIR_LOOP_PARALLEL);
+    kir_append(k, lr, kir_decl(k, base, kir_mul(k, kir_var(k, r), kir_int(k, W))));
+    kir_append(k, lr, kir_decl(k, m, kir_flt(k, -INFINITY, KIR_T_F32)));
+    kir_stmt *l1 = kir_for(k, c1, kir_int(k, 0), kir_int(k, W), 1, KIR_LOOP_SERIAL);
+    kir_append(k, l1, kir_assign(k, m, kir_bin(k, KIR_MAX, kir_var(k, m),
+                                               kir_load(k, x, kir_add(k, kir_var(k, base), kir_var(k, c1))))));
+    kir_append(k, lr, l1);
+    kir_append(k, lr, kir_decl(k, s, kir_flt(k, 0, KIR_T_F64)));
+    kir_stmt *l2 = kir_for(k, c2, kir_int(k, 0), kir_int(k, W), 1, KIR_LOOP_SERIAL);
+    kir_expr *e2 = kir_un(k, KIR_EXP, kir_bin(k, KIR_SUB, kir_load(k, x, kir_add(k, kir_var(k, base), kir_var(k, c2))),
+                                              kir_var(k, m)));
+    kir_append(k, l2, kir_assign(k, s, kir_add(k, kir_var(k, s), kir_cast(k, KIR_T_F64, e2))));
+    kir_append(k, lr, l2);
+    kir_stmt *l3 = kir_for(k, c3, kir_int(k, 0), kir_int(k, W), 1, KIR_LOOP_SERIAL);
+    kir_expr *e3 = kir_un(k, KIR_EXP, kir_bin(k, KIR_SUB, kir_load(k, x, kir_add(k, kir_var(k, base), kir_var(k, c3))),
+                                              kir_var(k, m)));
+    kir_append(k, l3, kir_store(k, y, kir_add(k, kir_var(k, base), kir_var(k, c3)),
+                                kir_cast(k, KIR_T_F32, kir_bin(k, KIR_DIV, kir_cast(k, KIR_T_F64, e3), kir_var(k, s)))));
+    kir_append(k, lr, l3);
+    kir_append(k, k->body, lr);
+    return k;
+}
+
+/* Batch-norm statistics and normalisation of x [N][C][HW] per channel c (the rows): float64
+ * sum and sum of squares over N * HW elements (index r / HW, r % HW), mean and rstd stored by
+ * the row's first thread into st[2c], st[2c+1], then y = (x - st[2c]) * st[2c+1] read back from
+ * the buffer (a group barrier must separate the two). */
+static kir_kernel *k_bnstats(const char *name, int64_t N, int64_t C, int64_t HW) {
+    kir_kernel *k = kir_kernel_new(name);
+    int y = kir_add_buf(k, "y", KF_F32, 1), x = kir_add_buf(k, "x", KF_F32, 0), st = kir_add_buf(k, "st", KF_F32, 1);
+    int c = kir_add_var(k, "c", KIR_T_I64), sum = kir_add_var(k, "sum", KIR_T_F64), ss = kir_add_var(k, "ss", KIR_T_F64);
+    int r1 = kir_add_var(k, "r", KIR_T_I64), r2 = kir_add_var(k, "r", KIR_T_I64), mean = kir_add_var(k, "mean", KIR_T_F64);
+    int i2 = kir_add_var(k, "i", KIR_T_I64), v1 = kir_add_var(k, "v", KIR_T_F64);
+    int64_t n = N * HW;
+#define BN_IDX(rv) kir_add(k, kir_add(k, kir_mul(k, kir_bin(k, KIR_DIV, kir_var(k, rv), kir_int(k, HW)), kir_int(k, C * HW)), \
+                                     kir_mul(k, kir_var(k, c), kir_int(k, HW))), kir_bin(k, KIR_MOD, kir_var(k, rv), kir_int(k, HW)))
+    kir_stmt *lc = kir_for(k, c, kir_int(k, 0), kir_int(k, C), 1, KIR_LOOP_PARALLEL);
+    kir_append(k, lc, kir_decl(k, sum, kir_flt(k, 0, KIR_T_F64)));
+    kir_append(k, lc, kir_decl(k, ss, kir_flt(k, 0, KIR_T_F64)));
+    kir_stmt *l1 = kir_for(k, r1, kir_int(k, 0), kir_int(k, n), 1, KIR_LOOP_SERIAL);
+    kir_append(k, l1, kir_decl(k, v1, kir_cast(k, KIR_T_F64, kir_load(k, x, BN_IDX(r1)))));
+    kir_append(k, l1, kir_assign(k, sum, kir_add(k, kir_var(k, sum), kir_var(k, v1))));
+    kir_append(k, l1, kir_assign(k, ss, kir_add(k, kir_var(k, ss), kir_mul(k, kir_var(k, v1), kir_var(k, v1)))));
+    kir_append(k, lc, l1);
+    kir_append(k, lc, kir_decl(k, mean, kir_bin(k, KIR_DIV, kir_var(k, sum), kir_flt(k, (double)n, KIR_T_F64))));
+    kir_expr *var = kir_bin(k, KIR_SUB, kir_bin(k, KIR_DIV, kir_var(k, ss), kir_flt(k, (double)n, KIR_T_F64)),
+                            kir_mul(k, kir_var(k, mean), kir_var(k, mean)));
+    kir_append(k, lc, kir_store(k, st, kir_mul(k, kir_var(k, c), kir_int(k, 2)), kir_var(k, mean)));
+    kir_append(k, lc, kir_store(k, st, kir_add(k, kir_mul(k, kir_var(k, c), kir_int(k, 2)), kir_int(k, 1)),
+                                kir_un(k, KIR_RSQRT, kir_add(k, var, kir_flt(k, 1e-5, KIR_T_F64)))));
+    kir_stmt *l2 = kir_for(k, r2, kir_int(k, 0), kir_int(k, n), 1, KIR_LOOP_SERIAL);
+    kir_append(k, l2, kir_decl(k, i2, BN_IDX(r2)));
+    kir_expr *yv = kir_mul(k, kir_bin(k, KIR_SUB, kir_load(k, x, kir_var(k, i2)),
+                                      kir_load(k, st, kir_mul(k, kir_var(k, c), kir_int(k, 2)))),
+                           kir_load(k, st, kir_add(k, kir_mul(k, kir_var(k, c), kir_int(k, 2)), kir_int(k, 1))));
+    kir_append(k, l2, kir_store(k, y, kir_var(k, i2), yv));
+    kir_append(k, lc, l2);
+    kir_append(k, k->body, lc);
+#undef BN_IDX
+    return k;
+}
+
+/* The schedule marks the row loops, the CUDA text has the group reductions, the C text is
+ * unchanged, and NVRTC compiles it (where it can). */
+static void test_coop_render(void) {
+    kf_err err = {0};
+    for (int mode = 1; mode <= 3; mode++) {
+        kir_kernel *ks[2] = {k_softmax("softmax", 300, 1000), k_bnstats("bnstats", 4, 5, 5000)};
+        kf_str c0, c1, cu;
+        kf_str_init(&c0);
+        kf_str_init(&c1);
+        kf_str_init(&cu);
+        KF_CHECK_EQ_INT(kir_render_c(ks, 2, &c0, &err), 0);
+        int threads = mode == 2 ? 128 : 512;
+        KF_CHECK_EQ_INT(kir_sched_gpu(ks[0], threads, mode, 0), mode == 1 ? 0 : 1);
+        KF_CHECK_EQ_INT(kir_sched_gpu(ks[1], threads, mode, 0), mode == 1 ? 0 : 1);
+        KF_CHECK_EQ_INT(kir_render_c(ks, 2, &c1, &err), 0);
+        KF_CHECK_STR(kf_str_cstr(&c0), kf_str_cstr(&c1)); /* the C renderer ignores the GPU mapping */
+        kir_launch geo[2];
+        KF_CHECK_EQ_INT(kir_render_cuda(ks, 2, &cu, geo, &err), 0);
+        const char *t = kf_str_cstr(&cu);
+        KF_CHECK(strstr(t, "__shfl_xor_sync") != NULL);
+        KF_CHECK_EQ_INT((int)geo[0].block[0], threads);
+        if (mode == 3) {
+            KF_CHECK(strstr(t, "m = kf_bred_max_f32(m, kf_sh_f32);") != NULL);
+            KF_CHECK(strstr(t, "s = kf_bred_add_f64(s, kf_sh_f64);") != NULL);
+            KF_CHECK(strstr(t, "__shared__ double kf_sh_f64[32];") != NULL);
+            KF_CHECK(strstr(t, "if (kf_lane == 0)") != NULL);   /* the statistics' stores */
+            KF_CHECK(strstr(t, "__syncthreads();") != NULL);    /* before they are read back */
+            KF_CHECK_EQ_INT((int)geo[0].grid[0], 300);           /* a block per row */
+        } else if (mode == 2) {
+            KF_CHECK(strstr(t, "m = kf_wred_max_f32(m);") != NULL);
+            KF_CHECK(strstr(t, "__syncwarp();") != NULL);
+            KF_CHECK(strstr(t, "kf_bred_") == NULL || strstr(t, "kf_bred_") < strstr(t, "extern \"C\""));
+            KF_CHECK_EQ_INT((int)geo[0].grid[0], (300 * 32 + 127) / 128);
+        } else {
+            KF_CHECK(strstr(t, "cooperative loop") == NULL);
+        }
+        if (g_nvrtc) {
+            tprog tp;
+            tp_init(&tp);
+            tp_source(&tp, t);
+            kf_kparam_kind kinds[3] = {KF_KP_PTR, KF_KP_PTR, KF_KP_PTR};
+            tp_kernel(&tp, "softmax", kinds, 2);
+            tp_kernel(&tp, "bnstats", kinds, 3);
+            kf_build_opts o = opts();
+            kf_build b = {0};
+            int rc = T->build(&tp.p, &o, &b, &err);
+            KF_CHECK_MSG(rc == 0, "mode %d: %s\n%s", mode, err.msg, b.log ? b.log : "");
+            kf_build_free(&b);
+            tp_free(&tp);
+        }
+        kf_str_free(&c0);
+        kf_str_free(&c1);
+        kf_str_free(&cu);
+        kir_kernel_free(ks[0]);
+        kir_kernel_free(ks[1]);
+    }
+    if (!g_nvrtc) KF_SKIP("rendered only; cannot compile CUDA here: %s", g_no_nvrtc);
+}
+
+typedef struct coop_data { int x; int64_t n; } coop_data;
+
+static void coop_init(kf_arena *a, void *u) {
+    const coop_data *d = u;
+    fill((float *)a->slots[d->x].data, d->n, 11);
+}
+
+/* On the GPU: softmax and batch-norm statistics with a thread, a warp and a block per row
+ * agree with plain C loops. */
+static void test_gpu_coop_rows(void) {
+    NEED_GPU();
+    enum { SR = 300, SW = 1000, BN = 4, BC = 5, BHW = 5000 };
+    for (int mode = 1; mode <= 3; mode++) {
+        kir_kernel *ks[2] = {k_softmax("softmax", SR, SW), k_bnstats("bnstats", BN, BC, BHW)};
+        int threads = mode == 2 ? 128 : 512;
+        kir_sched_gpu(ks[0], threads, mode, 0);
+        kir_sched_gpu(ks[1], threads, mode, 0);
+        tprog t;
+        tp_init(&t);
+        kir_launch geo[2];
+        tp_kir(&t, ks, 2, geo);
+        int64_t nx = (int64_t)BN * BC * BHW > SR * SW ? (int64_t)BN * BC * BHW : SR * SW;
+        int x = tp_buf(&t, "x", KF_BUF_INPUT, KF_F32, nx), y = tp_buf(&t, "y", KF_BUF_OUTPUT, KF_F32, SR * SW);
+        int by = tp_buf(&t, "by", KF_BUF_SCRATCH, KF_F32, BN * BC * BHW), st = tp_buf(&t, "st", KF_BUF_SCRATCH, KF_F32, 2 * BC);
+        tp_launch(&t, 0, (kf_karg[]){PTR(y), PTR(x)}, 2, &geo[0]);
+        tp_launch(&t, 1, (kf_karg[]){PTR(by), PTR(x), PTR(st)}, 3, &geo[1]);
+        coop_data d = {x, nx};
+        gcase c;
+        kf_err err = {0};
+        kf_status s = gc_start(&c, &t.p, coop_init, &d, 60, &err);
+        if (s == KF_ST_VERIFIED) s = gc_run(&c, &err);
+        KF_CHECK_MSG(s == KF_ST_VERIFIED, "mode %d: %s", mode, kf_status_name(s));
+        if (s == KF_ST_VERIFIED) {
+            const float *xv = F32(c, x);
+            double *ref = malloc(sizeof(double) * (size_t)nx);
+            for (int r = 0; r < SR; r++) {
+                float m = -INFINITY;
+                for (int k = 0; k < SW; k++) m = xv[r * SW + k] > m ? xv[r * SW + k] : m;
+                double sum = 0;
+                for (int k = 0; k < SW; k++) sum += exp((double)(xv[r * SW + k] - m));
+                for (int k = 0; k < SW; k++) ref[r * SW + k] = exp((double)(xv[r * SW + k] - m)) / sum;
+            }
+            KF_CHECK_EQ_INT(mismatches(F32(c, y), ref, SR * SW, 1e-5), 0);
+            double stats[2 * BC];
+            for (int ch = 0; ch < BC; ch++) {
+                double s1 = 0, s2 = 0;
+                for (int n = 0; n < BN; n++)
+                    for (int i = 0; i < BHW; i++) {
+                        double v = xv[((int64_t)n * BC + ch) * BHW + i];
+                        s1 += v;
+                        s2 += v * v;
+                    }
+                double mean = s1 / (BN * BHW);
+                stats[2 * ch] = (float)mean;
+                stats[2 * ch + 1] = (float)(1.0 / sqrt(s2 / (BN * BHW) - mean * mean + 1e-5));
+                for (int n = 0; n < BN; n++)
+                    for (int i = 0; i < BHW; i++) {
+                        int64_t at = ((int64_t)n * BC + ch) * BHW + i;
+                        ref[at] = ((double)xv[at] - stats[2 * ch]) * stats[2 * ch + 1];
+                    }
+            }
+            KF_CHECK_EQ_INT(mismatches(F32(c, st), stats, 2 * BC, 1e-5), 0);
+            KF_CHECK_EQ_INT(mismatches(F32(c, by), ref, BN * BC * BHW, 1e-4), 0);
+            free(ref);
+            int what = 0;
+            KF_CHECK_MSG(gc_guards_ok(&c, &what, &err), "%s", err.msg);
+        }
+        gc_end(&c);
+        tp_free(&t);
+        kir_kernel_free(ks[0]);
+        kir_kernel_free(ks[1]);
+    }
 }
 
 /* ---- cases on the GPU ---- */
@@ -845,7 +1072,9 @@ int main(void) {
     KF_RUN(test_compile_and_cache);
     KF_RUN(test_lowered_linear_softmax);
     KF_RUN(test_lowered_matmul_tail);
+    KF_RUN(test_coop_render);
     KF_RUN(test_lowered_problems_compile);
+    KF_RUN(test_gpu_coop_rows);
     KF_RUN(test_gpu_kir_kernels);
     KF_RUN(test_gpu_steps);
     KF_RUN(test_gpu_bad_programs);

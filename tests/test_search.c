@@ -275,10 +275,61 @@ static void test_space_keys(void) {
     kf_graph_free(&g);
 }
 
+/* On cuda the default and its neighbours are GPU choices: the convolution through im2col +
+ * gemm (the library), GPU knobs in the key (threads per block, rows), every point lowers
+ * to CUDA with launch geometry, and no point carries CPU transforms. */
+static void test_space_cuda(void) {
+    kf_graph g;
+    kf_err err;
+    KF_CHECK_EQ_INT(kf_graph_from_json(graph_json, &g, &err), 0);
+    kf_search_space sp;
+    KF_CHECK_EQ_INT(kf_search_space_init(&sp, &g, &err), 0);
+    snprintf(sp.target, sizeof sp.target, "cuda");
+    KF_CHECK(kf_search_gpu(&sp));
+    kf_gsched *d = kf_search_default(&sp, 0);
+    KF_CHECK(d != NULL);
+    if (!d) return;
+    KF_CHECK_EQ_INT(d[0].impl, KF_IMPL_IM2COL);
+    KF_CHECK_EQ_INT(d[0].gpu, 1);
+    KF_CHECK_EQ_INT(d[0].vec, 0);
+    char *key = kf_search_key(&sp, 0, d);
+    KF_CHECK_STR(key, "P0;I10.0.0.0.0");
+    int plan = -1;
+    kf_gsched *s = NULL;
+    KF_CHECK_EQ_INT(kf_search_key_parse(&sp, key, &plan, &s), 0);
+    if (s) KF_CHECK_EQ_INT(s[0].gpu, 1);
+    free(s);
+    char **nb = NULL;
+    int n = 0, blocks = 0;
+    KF_CHECK_EQ_INT(kf_search_neighbours(&sp, key, 1, &nb, &n), 0);
+    for (int i = 0; i < n; i++) {
+        blocks += strstr(nb[i], ".512") != NULL || strstr(nb[i], ".1024") != NULL || strstr(nb[i], ".128") != NULL;
+        kf_program p;
+        KF_CHECK_EQ_INT(kf_search_build(&sp, nb[i], &p, &err), 0);
+        KF_CHECK_STR(p.target, "cuda");
+        KF_CHECK(p.n_sources == 1 && strstr(p.sources[0].file, ".cu") != NULL);
+        /* no OpenMP or CPU vector-math constants in GPU programs */
+        KF_CHECK(strstr(p.sources[0].text, "omp") == NULL && strstr(p.sources[0].text, "kconsts") == NULL);
+        int block512 = 0;
+        for (int j = 0; j < p.n_steps; j++)
+            if (p.steps[j].kind == KF_STEP_LAUNCH && p.steps[j].block[0] == 512) block512 = 1;
+        if (strstr(nb[i], ".512")) KF_CHECK_MSG(block512, "%s", nb[i]);
+        kf_program_free(&p);
+        free(nb[i]);
+    }
+    KF_CHECK(blocks >= 3);
+    free(nb);
+    free(key);
+    free(d);
+    kf_search_space_free(&sp);
+    kf_graph_free(&g);
+}
+
 int main(void) {
     snprintf(cache_file, sizeof cache_file, "/tmp/kf_test_search_%ld.tsv", (long)getpid());
     unlink(cache_file);
     KF_RUN(test_space_keys);
+    KF_RUN(test_space_cuda);
     KF_RUN(test_signature_and_cache_file);
     KF_RUN(test_rounds_and_cache);
     KF_RUN(test_fallback_and_budget);

@@ -88,6 +88,13 @@ typedef struct kf_gsched {
     int tile;          /* KIR loop nests: tile size of the two outer loops (0: none) */
     int unroll;        /* unroll factor of the innermost serial loop (0: none) */
     int block;         /* direct conv / matmul: output channels (columns) per register block */
+    /* gpu = 1: the schedule is for a GPU target (set from the search's target, not part of
+     * the key string). The fields above then mean: parallel is ignored (always threaded);
+     * block = threads per block (0: 256); tile = how rows of reductions map onto threads
+     * (0: automatic, 1: a thread per row, 2: a warp per row, 3: the block per row, see
+     * kir_sched_gpu); vec = 1 allows 16-byte loads/stores in elementwise loops; chunk,
+     * unroll: unused. No CPU transforms (OpenMP chunking, SIMD, vector math) are applied. */
+    int gpu;
 } kf_gsched;
 
 void kf_gsched_default(kf_gsched *s);
@@ -184,6 +191,7 @@ typedef struct kf_fl {
     int self_read;                /* the builder read one of its anchor's outputs */
     int n_scratch;
     int zero_pbuf;                /* one float of 0.0 for the vector math, or -1 */
+    int gpu;                      /* the target is a GPU: kernels get kir_sched_gpu only */
     kf_err *err;
 } kf_fl;
 

@@ -110,7 +110,12 @@ static int zero_pbuf(kf_fl *c) {
 }
 
 static void apply_sched(kf_fl *c, kir_kernel *k, const kf_gsched *s) {
-    if (!s) return;
+    if (!s && !c->gpu) return;
+    if (c->gpu) { /* GPU knobs only: threads per block, cooperative rows, 16-byte accesses */
+        if (s && s->gpu) kir_sched_gpu(k, s->block, s->tile, s->vec == 1);
+        else kir_sched_gpu(k, 0, 0, 0);
+        return;
+    }
     if (!s->parallel) kir_sched_serialize(k);
     if (s->vec == 1 || s->vec == 2) kir_sched_auto_vector(k, s->chunk > 0 ? s->chunk : 1024);
     if (s->vec >= 2 && kir_sched_has_vector_math(k)) {
@@ -569,6 +574,7 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
     c.err = err;
     c.gi = -1;
     c.zero_pbuf = -1;
+    c.gpu = strcmp(target, "cuda") == 0;
     int nv = g->n_values, nn = g->n_nodes;
     c.val_buf = malloc(sizeof *c.val_buf * (size_t)(nv + 1));
     c.local = malloc(sizeof *c.local * (size_t)(nv + 1));

@@ -13,6 +13,7 @@ void kf_gsched_default(kf_gsched *s) {
     s->tile = 0;
     s->unroll = 0;
     s->block = 0;
+    s->gpu = 0;
 }
 
 int kf_fuse_impl_ok(const kf_graph *g, const kf_fplan *plan, int gi, kf_impl impl) {

@@ -154,6 +154,7 @@ static void plan_round(ks_state *st, want *w, int limit) {
     /* chunk-size and vectorisation variants rarely beat the defaults and every candidate costs a
      * compile, a verification and a timing: they are left out */
     int minor = 0;
+    if (kf_search_gpu(&st->sp)) minor = 1; /* on a GPU the block size matters as much */
     if (st->rounds == 0) {
         char *cached = NULL;
         double ms = 0;

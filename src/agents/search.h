@@ -32,7 +32,10 @@ int kf_agent_search_new(const kf_search_opts *o, kf_agent **out, kf_err *err);
 
 /* The schedule space of one graph: fusion plans (0: fused, 1: one group per op) and, per
  * plan, one kf_gsched per group. A point is named by a key string: "P<plan>" then one
- * ";<impl><parallel><vec>.<chunk>.<tile>.<unroll>.<block>" per group, impl one of A K L I D. */
+ * ";<impl><parallel><vec>.<chunk>.<tile>.<unroll>.<block>" per group, impl one of A K L I D.
+ * On a GPU target the same fields hold the GPU knobs (see kf_gsched in fuse.h): block =
+ * threads per block, tile = rows of reductions per thread / warp / block, vec = 16-byte
+ * accesses. */
 typedef struct kf_search_space {
     const kf_graph *g;
     kf_fplan plans[2];
@@ -44,6 +47,9 @@ int kf_search_space_init(kf_search_space *sp, const kf_graph *g, kf_err *err);
 /* Sets the space's target; lib_conv: the target runs conv steps (cuda where cuDNN loads), so
  * convolutions default to the conv step (kf_fplan.lib_conv of every plan). */
 void kf_search_space_set_target(kf_search_space *sp, const char *target, int lib_conv);
+/* 1 when the space's target is a GPU ("cuda"): schedules carry GPU knobs (kf_gsched.gpu
+ * says what the key's fields then mean) and the default and neighbours are GPU choices. */
+int kf_search_gpu(const kf_search_space *sp);
 void kf_search_space_free(kf_search_space *sp);
 char *kf_search_key(const kf_search_space *sp, int plan, const kf_gsched *s);
 /* 0 and *plan, *s (malloc'd, one per group) when key fits this space; KF_E_INVALID if not. */

@@ -73,6 +73,7 @@ int kf_search_key_parse(const kf_search_space *sp, const char *key, int *plan, k
         if (sscanf(c + 3, ".%d.%d.%d.%d%n", &s[i].chunk, &s[i].tile, &s[i].unroll, &s[i].block, &used) != 4)
             goto bad;
         c += 3 + used;
+        s[i].gpu = kf_search_gpu(sp);
         if (!kf_fuse_impl_ok(sp->g, &sp->plans[p], i, s[i].impl)) goto bad;
         if (s[i].chunk < 0 || s[i].tile < 0 || s[i].unroll < 0 || s[i].block < 0) goto bad;
     }
@@ -121,10 +122,34 @@ static void avoid_pool_mix(const kf_search_space *sp, int plan, kf_gsched *s) {
     for (int i = 0; i < p->n_groups; i++) s[i].parallel = 0;
 }
 
+int kf_search_gpu(const kf_search_space *sp) { return strcmp(sp->target, "cuda") == 0; }
+
+/* The GPU's first choice for group gi: the library gemm (cuBLAS) for matrix products with the
+ * epilogue in the kernel after it, im2col + gemm for convolutions, the op builders' loops
+ * (whose row loops kir_sched_gpu makes cooperative) for everything else; GPU knobs at their
+ * automatic values. */
+static void gpu_auto(const kf_search_space *sp, int plan, int gi, kf_gsched *s) {
+    const kf_fplan *p = &sp->plans[plan];
+    kf_gsched_default(s);
+    s->gpu = 1;
+    s->vec = 0;
+    s->impl = KF_IMPL_KIR;
+    int a = p->groups[gi].anchor;
+    if (a < 0) return;
+    if (p->kind[a] == KF_FN_GEMM && kf_fuse_impl_ok(sp->g, p, gi, KF_IMPL_LIB)) s->impl = KF_IMPL_LIB;
+    if (p->kind[a] == KF_FN_CONV && kf_fuse_impl_ok(sp->g, p, gi, KF_IMPL_IM2COL)) s->impl = KF_IMPL_IM2COL;
+    /* where the target has a library convolution (cuDNN), it comes first */
+    if (p->kind[a] == KF_FN_CONV && kf_fl_conv_lib_ok(sp->g, p, gi)) s->impl = KF_IMPL_LIB;
+}
+
 kf_gsched *kf_search_default(const kf_search_space *sp, int plan) {
     const kf_fplan *p = &sp->plans[plan];
     kf_gsched *s = calloc((size_t)p->n_groups + 1, sizeof *s);
     if (!s) return NULL;
+    if (kf_search_gpu(sp)) {
+        for (int i = 0; i < p->n_groups; i++) gpu_auto(sp, plan, i, &s[i]);
+        return s;
+    }
     for (int i = 0; i < p->n_groups; i++) kf_gsched_auto(sp->g, p, i, &s[i]);
     avoid_pool_mix(sp, plan, s);
     return s;
@@ -176,21 +201,11 @@ static int impl_plausible(const kf_search_space *sp, int plan, int gi, kf_impl i
     return 1;
 }
 
-int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, char ***keys, int *n) {
-    *keys = NULL;
-    *n = 0;
-    int plan;
-    kf_gsched *s;
-    int rc = kf_search_key_parse(sp, key, &plan, &s);
-    if (rc) return rc;
-    const kf_fplan *p = &sp->plans[plan];
+/* Groups of a plan by work, heaviest first (malloc'd). */
+static int *groups_by_work(const kf_fplan *p) {
     int ng = p->n_groups;
-    /* groups by work, heaviest first */
     int *order = malloc(sizeof *order * (size_t)(ng + 1));
-    if (!order) {
-        free(s);
-        return KF_E_NOMEM;
-    }
+    if (!order) return NULL;
     for (int i = 0; i < ng; i++) order[i] = i;
     for (int i = 1; i < ng; i++)
         for (int j = i; j > 0; j--) {
@@ -200,9 +215,95 @@ int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, 
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
+    return order;
+}
+
+/* GPU neighbours of s, for the heaviest groups, most promising first: threads per block,
+ * rows of reductions per warp or per block, another implementation (gemm through the
+ * library or generated loops only for tiny products; convolutions im2col, direct or loops;
+ * other ops their loops or the direct kernel), a thread per row, 16-byte accesses on or off.
+ * minor = 0 leaves out the threads-per-block and 16-byte variants. */
+static int gpu_neighbours(const kf_search_space *sp, int plan, kf_gsched *s, int minor, key_list *l) {
+    const kf_fplan *p = &sp->plans[plan];
+    int ng = p->n_groups, rc = 0;
+    int *order = groups_by_work(p);
+    if (!order) return KF_E_NOMEM;
     int top = ng < 3 ? ng : 3;
     double total = kf_search_work(sp, plan);
+    static const kf_impl impls[] = {KF_IMPL_IM2COL, KF_IMPL_KIR, KF_IMPL_DIRECT, KF_IMPL_LIB};
+    for (int step = 0; step < 4 && !rc; step++) { /* step 4 (16-byte accesses): not rendered yet */
+        if ((step == 0 || step == 4) && !minor) continue;
+        for (int t = 0; t < top && !rc; t++) {
+            int gi = order[t];
+            const kf_fgroup *gr = &p->groups[gi];
+            if (gr->flops + gr->bytes < 0.05 * total) continue;
+            int reduces = gr->anchor >= 0 && p->kind[gr->anchor] == KF_FN_OP && s[gi].impl != KF_IMPL_LIB;
+            kf_gsched keep = s[gi];
+            if (step == 1 || step == 3) { /* rows per warp / block; per thread */
+                static const int rows[] = {2, 3, 1};
+                for (int q = step == 1 ? 0 : 2; q < (step == 1 ? 2 : 3) && !rc && reduces; q++) {
+                    if (s[gi].tile == rows[q]) continue;
+                    s[gi].tile = rows[q];
+                    rc = push_key(l, sp, plan, s);
+                    s[gi] = keep;
+                }
+            } else if (step == 0) { /* threads per block */
+                static const int blocks[] = {512, 1024, 128};
+                for (int q = 0; q < 3 && !rc && s[gi].impl != KF_IMPL_LIB; q++) {
+                    if ((s[gi].block ? s[gi].block : 256) == blocks[q]) continue;
+                    s[gi].block = blocks[q];
+                    rc = push_key(l, sp, plan, s);
+                    s[gi] = keep;
+                }
+            } else if (step == 2) { /* implementation */
+                for (size_t q = 0; q < sizeof impls / sizeof impls[0] && !rc; q++) {
+                    if (impls[q] == s[gi].impl || !kf_fuse_impl_ok(sp->g, p, gi, impls[q])) continue;
+                    if (!impl_plausible(sp, plan, gi, impls[q])) continue;
+                    s[gi].impl = impls[q];
+                    rc = push_key(l, sp, plan, s);
+                    s[gi] = keep;
+                }
+            } else { /* 16-byte accesses */
+                s[gi].vec = s[gi].vec == 1 ? 0 : 1;
+                rc = push_key(l, sp, plan, s);
+                s[gi] = keep;
+            }
+        }
+    }
+    free(order);
+    return rc;
+}
+
+int kf_search_neighbours(const kf_search_space *sp, const char *key, int minor, char ***keys, int *n) {
+    *keys = NULL;
+    *n = 0;
+    int plan;
+    kf_gsched *s;
+    int rc = kf_search_key_parse(sp, key, &plan, &s);
+    if (rc) return rc;
+    const kf_fplan *p = &sp->plans[plan];
+    int ng = p->n_groups;
     key_list l = {0};
+    if (kf_search_gpu(sp)) {
+        rc = gpu_neighbours(sp, plan, s, minor, &l);
+        free(s);
+        if (rc) {
+            for (int i = 0; i < l.n; i++) free(l.v[i]);
+            free(l.v);
+            return rc;
+        }
+        *keys = l.v;
+        *n = l.n;
+        return 0;
+    }
+    /* groups by work, heaviest first */
+    int *order = groups_by_work(p);
+    if (!order) {
+        free(s);
+        return KF_E_NOMEM;
+    }
+    int top = ng < 3 ? ng : 3;
+    double total = kf_search_work(sp, plan);
     /* 0. every convolution direct, or every one through im2col + gemm (threads re-derived) */
     for (int v = 0; v < 2 && !rc; v++) {
         kf_impl want = v == 0 ? KF_IMPL_DIRECT : KF_IMPL_IM2COL;

@@ -62,6 +62,12 @@ typedef struct kir_stmt {
     kir_stmt_kind kind;
     /* FOR */
     int var; kir_expr *lo, *hi; int64_t step; kir_loop_kind loop; int unroll;
+    /* FOR, GPU mapping (kir_sched_gpu; the C renderer ignores it): on the outermost PARALLEL
+     * loop of a nest, the number of threads that share each iteration (32: a warp; the
+     * kernel's block size or more: the block; 0: one thread per iteration); on a loop in such a nest's body,
+     * 1 when the group's threads split its iterations (a cooperative loop, whose
+     * reductions into outer variables are combined across the group afterwards). */
+    int coop;
     /* STORE: buf[idx] = val;  DECL: var = val (val may be NULL);  ASSIGN: var = val */
     int buf; kir_expr *idx, *val;
     /* IF */
@@ -82,6 +88,9 @@ typedef struct kir_kernel {
     kir_bufdecl *bufs; int n_bufs, cap_bufs;   /* the kernel's parameters, in order */
     kir_vardecl *vars; int n_vars, cap_vars;
     kir_stmt *body;                            /* a BLOCK */
+    int threads;       /* GPU threads per block (0: the renderer's default); kir_sched_gpu */
+    int vec4;          /* GPU: 1 would let the renderer use 16-byte loads/stores in
+                        * elementwise loops (kir_sched_gpu sets it; not rendered yet) */
 } kir_kernel;
 
 kir_kernel *kir_kernel_new(const char *name);

@@ -37,12 +37,24 @@
  *   runtime launches kernels whose module defines kf_gridbar_NAME cooperatively and clamps
  *   their grid to what fits on the device (grid-stride loops make any grid size correct).
  *
- * Launch geometry: block = KIR_CU_BLOCK threads; grid = enough blocks for the largest
+ * Cooperative nests (kir_sched_gpu): when the outer loop of a PARALLEL nest has coop = G
+ * (32: a warp, >= the block size: the block), each iteration of the flattened nest belongs
+ * to a group of G threads (kf_lane = its thread's index in the group); no promotion. The
+ * nest's body runs in every thread of the group: loops marked coop = 1 are split over the
+ * lanes (lane, lane + G, ...), their reductions into outer variables (sum, max, min) start
+ * from the identity in every lane but the first and are combined afterwards with
+ * __shfl_xor_sync (kf_wred_*) plus, for a block, the warps' partials in a static
+ * __shared__ array (kf_bred_*), so every thread has the result; statements that store
+ * outside those loops run in lane 0; a group barrier (__syncwarp / __syncthreads) follows
+ * a statement that stores a buffer the body loads.
+ *
+ * Launch geometry: block = the kernel's threads (kir_kernel.threads, else KIR_CU_BLOCK); grid = enough blocks for the largest
  * flattened space with constant bounds (at most KIR_CU_MAX_GRID), KIR_CU_DEFAULT_GRID when
  * a bound is not constant, and 1 block of 1 thread for a kernel without parallel loops. */
 #include "kir/kir.h"
 #include "kir/kir_int.h"
 #include "kir/kir_rc.h"
+#include "kir/kir_sched.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -139,6 +151,38 @@ static const char kir_cu_prelude[] =
     "    }\n"
     "    __syncthreads();\n"
     "}\n"
+    "/* Reductions over a warp (every lane gets the result) and over the block (partials of the\n"
+    " * warps through sh, 32 entries; every thread gets the result). */\n"
+    "KF_D float kf_radd_f32(float a, float b) { return a + b; }\n"
+    "KF_D double kf_radd_f64(double a, double b) { return a + b; }\n"
+    "KF_D int32_t kf_radd_i32(int32_t a, int32_t b) { return a + b; }\n"
+    "KF_D int64_t kf_radd_i64(int64_t a, int64_t b) { return a + b; }\n"
+    "#define KF_RED(OP, T, TN, COMB)                                                      \\\n"
+    "    KF_D T kf_wred_##OP##_##TN(T v) {                                                 \\\n"
+    "        for (int o = 16; o > 0; o >>= 1) v = COMB(v, __shfl_xor_sync(0xffffffffu, v, o)); \\\n"
+    "        return v;                                                                     \\\n"
+    "    }                                                                                 \\\n"
+    "    KF_D T kf_bred_##OP##_##TN(T v, T *sh) {                                          \\\n"
+    "        v = kf_wred_##OP##_##TN(v);                                                   \\\n"
+    "        __syncthreads();                                                              \\\n"
+    "        if ((threadIdx.x & 31u) == 0) sh[threadIdx.x >> 5] = v;                       \\\n"
+    "        __syncthreads();                                                              \\\n"
+    "        T r = sh[0];                                                                  \\\n"
+    "        for (unsigned int i = 1; i < (blockDim.x >> 5); i++) r = COMB(r, sh[i]);      \\\n"
+    "        return r;                                                                     \\\n"
+    "    }\n"
+    "KF_RED(add, float, f32, kf_radd_f32)\n"
+    "KF_RED(add, double, f64, kf_radd_f64)\n"
+    "KF_RED(add, int32_t, i32, kf_radd_i32)\n"
+    "KF_RED(add, int64_t, i64, kf_radd_i64)\n"
+    "KF_RED(max, float, f32, kf_max_f32)\n"
+    "KF_RED(max, double, f64, kf_max_f64)\n"
+    "KF_RED(max, int32_t, i32, kf_max_i32)\n"
+    "KF_RED(max, int64_t, i64, kf_max_i64)\n"
+    "KF_RED(min, float, f32, kf_min_f32)\n"
+    "KF_RED(min, double, f64, kf_min_f64)\n"
+    "KF_RED(min, int32_t, i32, kf_min_i32)\n"
+    "KF_RED(min, int64_t, i64, kf_min_i64)\n"
     "#endif\n";
 
 /* C and C++ keywords, CUDA built-ins, the math functions the expressions call, and the
@@ -220,7 +264,12 @@ typedef struct kir_cu {
     int n_dist;                /* distributed loop nests rendered */
     int64_t max_total;         /* largest constant flattened space */
     int unknown_total;         /* some flattened space has non-constant bounds */
-    int pred;                  /* stores are done by thread 0 only */
+    int pred;                  /* stores are done by one thread only: 1 global thread 0,
+                                * 2 the group's first thread (kf_lane == 0) */
+    int threads;               /* threads per block */
+    int group;                 /* inside a cooperative nest: threads per group, else 0 */
+    int sh_used[KIR_T_F64 + 1];/* block reductions need a shared array of this type */
+    unsigned char *grp_rd;     /* buffers loaded anywhere in the cooperative nest's body */
     const kir_expr **def;      /* var -> its only initialiser (declared once, never assigned) */
     int *declared_in;          /* scratch flags per var */
 } kir_cu;
@@ -680,7 +729,7 @@ static void kir_cu_store(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     }
     kf_dtype dt = k->bufs[s->buf].dtype;
     kir_cu_indent(depth, o);
-    if (x->pred) kf_str_append(o, "if (kf_gtid == 0) ");
+    if (x->pred) kf_str_append(o, x->pred == 2 ? "if (kf_lane == 0) " : "if (kf_gtid == 0) ");
     kf_str_appendf(o, "%s[", c->bname[s->buf]);
     kir_rc_expr(c, s->idx, o);
     kf_str_append(o, "] = ");
@@ -828,6 +877,206 @@ static void kir_cu_trip(kir_cu *x, const kir_stmt *s, kf_str *o) {
     kf_str_appendf(o, ", %lld)", (long long)s->step);
 }
 
+/* ---- cooperative nests: a group of threads per iteration (kir_sched_gpu) ---- */
+
+static int kir_cu_has_coop(const kir_stmt *s) {
+    if (!s) return 0;
+    if (s->kind == KIR_S_FOR && s->coop) return 1;
+    for (int i = 0; i < s->n_body; i++)
+        if (kir_cu_has_coop(s->body[i])) return 1;
+    for (int i = 0; i < s->n_els; i++)
+        if (kir_cu_has_coop(s->els[i])) return 1;
+    return 0;
+}
+
+/* 1 if s stores a buffer the cooperative nest's body loads (other threads may read it). */
+static int kir_cu_group_reread(kir_cu *x, const kir_stmt *s) {
+    const kir_kernel *k = x->c.k;
+    size_t nb = k->n_bufs ? (size_t)k->n_bufs : 1;
+    unsigned char *rd = calloc(nb * 2, 1);
+    if (!rd) return 1;
+    kir_cu_stmt_bufs(s, rd, rd + nb);
+    int hit = 0;
+    for (int b = 0; b < k->n_bufs && !hit; b++) hit = rd[nb + b] && (!x->grp_rd || x->grp_rd[b]);
+    free(rd);
+    return hit;
+}
+
+static void kir_cu_group_sync(kir_cu *x, int depth, kf_str *o) {
+    kir_cu_indent(depth, o);
+    kf_str_append(o, x->group < x->threads ? "__syncwarp();\n" : "__syncthreads();\n");
+}
+
+typedef struct kir_cu_red { int var, op; } kir_cu_red;
+
+/* Outer variables a cooperative loop reduces into (live now), with their ops. */
+static int kir_cu_reductions(kir_cu *x, const kir_stmt *s, kir_cu_red *out, int n, int max) {
+    if (!s || x->c.rc) return n;
+    const kir_kernel *k = x->c.k;
+    if (s->kind == KIR_S_ASSIGN && s->var >= 0 && s->var < k->n_vars && x->c.live[s->var]) {
+        int op = kir_sched_gpu_reduction(s->val, s->var);
+        kir_type t = k->vars[s->var].type;
+        if (op < 0 || t == KIR_T_BOOL) {
+            kir_rc_fail(&x->c, KF_E_INVALID, "cooperative loop assigns '%s' other than as a sum, max or min",
+                        k->vars[s->var].name);
+            return n;
+        }
+        int seen = 0;
+        for (int i = 0; i < n; i++)
+            if (out[i].var == s->var) {
+                seen = 1;
+                if (out[i].op != op)
+                    kir_rc_fail(&x->c, KF_E_INVALID, "cooperative loop combines '%s' with two ops",
+                                k->vars[s->var].name);
+            }
+        if (!seen) {
+            if (n == max) {
+                kir_rc_fail(&x->c, KF_E_INVALID, "cooperative loop reduces more than %d variables", max);
+                return n;
+            }
+            out[n++] = (kir_cu_red){s->var, op};
+        }
+    }
+    for (int i = 0; i < s->n_body; i++) n = kir_cu_reductions(x, s->body[i], out, n, max);
+    for (int i = 0; i < s->n_els; i++) n = kir_cu_reductions(x, s->els[i], out, n, max);
+    return n;
+}
+
+static const char *kir_cu_red_name(int op) { return op == KIR_ADD ? "add" : op == KIR_MAX ? "max" : "min"; }
+
+/* A cooperative loop: the group's threads take iterations lane, lane + G, ...; reductions
+ * start from the identity in every thread but the first and are combined afterwards. */
+static void kir_cu_gfor(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
+    kir_rc *c = &x->c;
+    const kir_kernel *k = c->k;
+    if (!kir_cu_loop_var_ok(x, s)) return;
+    kir_cu_red red[32];
+    int nr = kir_cu_reductions(x, s, red, 0, 32);
+    if (c->rc) return;
+    int mark = c->n_scope;
+    kir_type t = k->vars[s->var].type;
+    const char *v = c->vname[s->var];
+    kir_cu_indent(depth, o);
+    kf_str_appendf(o, "{ /* cooperative loop over %s: %s threads split it */\n", v,
+                   x->group < x->threads ? "the warp's" : "the block's");
+    for (int i = 0; i < nr; i++) {
+        kir_type vt = k->vars[red[i].var].type;
+        int fl = vt == KIR_T_F32 || vt == KIR_T_F64;
+        const char *id = red[i].op == KIR_ADD ? "0"
+                         : red[i].op == KIR_MAX ? (fl ? "-INFINITY" : vt == KIR_T_I32 ? "(-2147483647 - 1)" : "(-INT64_C(9223372036854775807) - 1)")
+                                                : (fl ? "INFINITY" : vt == KIR_T_I32 ? "2147483647" : "INT64_C(9223372036854775807)");
+        kir_cu_indent(depth + 1, o);
+        kf_str_appendf(o, "if (kf_lane != 0) %s = (%s)%s;\n", c->vname[red[i].var], kir_rc_ctype(vt), id);
+    }
+    kir_cu_indent(depth + 1, o);
+    kf_str_appendf(o, "for (%s %s = (%s)(", kir_rc_ctype(t), v, kir_rc_ctype(t));
+    kir_rc_expr_as(c, s->lo, KIR_T_I64, o);
+    kf_str_appendf(o, " + kf_lane * %lld); %s < ", (long long)s->step, v);
+    if (!kir_cu_declare(x, s->var)) return;
+    kir_rc_expr_as(c, s->hi, t, o);
+    kf_str_appendf(o, "; %s += %lld) {\n", v, (long long)s->step * x->group);
+    kir_cu_tlist(x, s->body, s->n_body, depth + 2, o);
+    kir_cu_indent(depth + 1, o);
+    kf_str_append(o, "}\n");
+    kir_cu_scope_end(x, mark);
+    for (int i = 0; i < nr; i++) {
+        kir_type vt = k->vars[red[i].var].type;
+        const char *tn = kir_type_name(vt);
+        kir_cu_indent(depth + 1, o);
+        if (x->group < x->threads) {
+            kf_str_appendf(o, "%s = kf_wred_%s_%s(%s);\n", c->vname[red[i].var], kir_cu_red_name(red[i].op), tn,
+                           c->vname[red[i].var]);
+        } else {
+            x->sh_used[vt] = 1;
+            kf_str_appendf(o, "%s = kf_bred_%s_%s(%s, kf_sh_%s);\n", c->vname[red[i].var],
+                           kir_cu_red_name(red[i].op), tn, c->vname[red[i].var], tn);
+        }
+    }
+    if (kir_cu_group_reread(x, s)) kir_cu_group_sync(x, depth + 1, o);
+    kir_cu_indent(depth, o);
+    kf_str_append(o, "}\n");
+}
+
+static void kir_cu_glist(kir_cu *x, kir_stmt *const *l, int n, int depth, kf_str *o);
+
+/* A statement of a cooperative nest's body, run by every thread of the group. */
+static void kir_cu_gstmt(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
+    kir_rc *c = &x->c;
+    const kir_kernel *k = c->k;
+    if (!s) {
+        kir_rc_fail(c, KF_E_INVALID, "missing statement");
+        return;
+    }
+    if (s->kind == KIR_S_FOR && s->coop) {
+        kir_cu_gfor(x, s, depth, o);
+        return;
+    }
+    if (s->kind == KIR_S_BARRIER) {
+        kir_cu_group_sync(x, depth, o);
+        return;
+    }
+    if (kir_cu_has_coop(s)) { /* control flow the whole group follows alike */
+        int mark = c->n_scope;
+        if (s->kind == KIR_S_BLOCK) {
+            kir_cu_indent(depth, o);
+            kf_str_append(o, "{\n");
+            kir_cu_glist(x, s->body, s->n_body, depth + 1, o);
+        } else if (s->kind == KIR_S_FOR) {
+            if (!kir_cu_loop_var_ok(x, s)) return;
+            kir_type t = k->vars[s->var].type;
+            const char *v = c->vname[s->var];
+            kir_cu_indent(depth, o);
+            kf_str_appendf(o, "for (%s %s = ", kir_rc_ctype(t), v);
+            kir_rc_expr_as(c, s->lo, t, o);
+            kf_str_appendf(o, "; %s < ", v);
+            if (!kir_cu_declare(x, s->var)) return;
+            kir_rc_expr_as(c, s->hi, t, o);
+            kf_str_appendf(o, "; %s += %lld) {\n", v, (long long)s->step);
+            kir_cu_glist(x, s->body, s->n_body, depth + 1, o);
+            if (kir_cu_group_reread(x, s)) kir_cu_group_sync(x, depth + 1, o);
+        } else { /* IF */
+            kir_cu_indent(depth, o);
+            kf_str_append(o, "if (");
+            kir_rc_expr(c, s->cond, o);
+            kf_str_append(o, ") {\n");
+            kir_cu_glist(x, s->body, s->n_body, depth + 1, o);
+            if (s->n_els) {
+                kir_cu_indent(depth, o);
+                kf_str_append(o, "} else {\n");
+                kir_cu_glist(x, s->els, s->n_els, depth + 1, o);
+            }
+        }
+        kir_cu_indent(depth, o);
+        kf_str_append(o, "}\n");
+        kir_cu_scope_end(x, mark);
+        return;
+    }
+    if (!kir_cu_has_kind(s, KIR_S_STORE, 0)) {
+        kir_cu_tstmt(x, s, depth, o); /* only locals: every thread of the group computes them */
+        return;
+    }
+    /* stores outside the cooperative loops: the group's first thread */
+    if (!kir_cu_assigns_outer(x, s) && s->kind != KIR_S_DECL) {
+        kir_cu_indent(depth, o);
+        kf_str_append(o, "if (kf_lane == 0) {\n");
+        kir_cu_tstmt(x, s, depth + 1, o);
+        kir_cu_indent(depth, o);
+        kf_str_append(o, "}\n");
+    } else {
+        int saved = x->pred;
+        x->pred = 2;
+        kir_cu_tstmt(x, s, depth, o);
+        x->pred = saved;
+    }
+    if (kir_cu_group_reread(x, s)) kir_cu_group_sync(x, depth, o);
+}
+
+static void kir_cu_glist(kir_cu *x, kir_stmt *const *l, int n, int depth, kf_str *o) {
+    int mark = x->c.n_scope;
+    for (int i = 0; i < n && !x->c.rc; i++) kir_cu_gstmt(x, l[i], depth, o);
+    kir_cu_scope_end(x, mark);
+}
+
 /* A grid-stride loop over a PARALLEL nest (and maybe the promoted loop ending its body). */
 static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     kir_rc *c = &x->c;
@@ -837,7 +1086,8 @@ static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     for (int i = 0; i < n; i++)
         if (!kir_cu_loop_var_ok(x, run[i])) return;
     const kir_stmt *inner = run[n - 1];
-    int promote = kir_cu_can_promote(x, inner->body, inner->n_body);
+    int group = run[0]->coop > 0 && x->group == 0 && !x->pred ? (run[0]->coop < x->threads ? 32 : x->threads) : 0;
+    int promote = !group && kir_cu_can_promote(x, inner->body, inner->n_body);
     if (promote) {
         run[n] = inner->body[inner->n_body - 1];
         if (!kir_cu_loop_var_ok(x, run[n])) return;
@@ -848,6 +1098,7 @@ static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
         int64_t t = kir_cu_trip_const(run[i]);
         if (t < 0 || __builtin_mul_overflow(total, t, &total)) total = -1;
     }
+    if (group && total >= 0 && __builtin_mul_overflow(total, (int64_t)group, &total)) total = -1;
     if (total < 0) x->unknown_total = 1;
     else if (total > x->max_total) x->max_total = total;
     x->n_dist++;
@@ -856,7 +1107,11 @@ static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     kf_str_appendf(o, "{ /* %s loop%s over %s", promote ? "promoted parallel" : "parallel", nl > 1 ? "s" : "",
                    c->vname[run[0]->var]);
     for (int i = 1; i < nl; i++) kf_str_appendf(o, ", %s", c->vname[run[i]->var]);
-    kf_str_append(o, ": grid-stride */\n");
+    if (group)
+        kf_str_appendf(o, ": grid-stride over groups of %d threads (%s) */\n", group,
+                       group < x->threads ? "warps" : "blocks");
+    else
+        kf_str_append(o, ": grid-stride */\n");
     /* trip counts: the run's loops in order, then the promoted one */
     for (int i = 0; i < nl; i++) {
         kir_cu_indent(depth + 1, o);
@@ -869,7 +1124,15 @@ static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     for (int i = 0; i < nl; i++) kf_str_appendf(o, "%skf_t%d", i ? " * " : "", i);
     kf_str_append(o, ";\n");
     kir_cu_indent(depth + 1, o);
-    kf_str_append(o, "for (int64_t kf_f = kf_gtid; kf_f < kf_n; kf_f += kf_gsize) {\n");
+    if (group) {
+        kf_str_appendf(o, "const int64_t kf_lane = (int64_t)(threadIdx.x %% %du);\n", group);
+        kir_cu_indent(depth + 1, o);
+        kf_str_appendf(o, "(void)kf_lane;\n");
+        kir_cu_indent(depth + 1, o);
+        kf_str_appendf(o, "for (int64_t kf_f = kf_gtid / %d; kf_f < kf_n; kf_f += kf_gsize / %d) {\n", group, group);
+    } else {
+        kf_str_append(o, "for (int64_t kf_f = kf_gtid; kf_f < kf_n; kf_f += kf_gsize) {\n");
+    }
     kir_cu_indent(depth + 2, o);
     kf_str_append(o, "int64_t kf_r = kf_f;\n");
     /* innermost of the run fastest, the promoted loop slowest */
@@ -894,6 +1157,15 @@ static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
         kir_rc_expr_as(c, l->lo, KIR_T_I64, o);
         kf_str_appendf(o, " + kf_r * %lld);\n", (long long)l->step);
         if (kir_cu_declare(x, l->var)) kir_cu_tlist(x, l->body, l->n_body, depth + 2, o);
+    } else if (group) {
+        size_t nb = k->n_bufs ? (size_t)k->n_bufs : 1;
+        x->grp_rd = calloc(nb * 2, 1);
+        for (int i = 0; x->grp_rd && i < inner->n_body; i++) kir_cu_stmt_bufs(inner->body[i], x->grp_rd, x->grp_rd + nb);
+        x->group = group;
+        kir_cu_glist(x, inner->body, inner->n_body, depth + 2, o);
+        x->group = 0;
+        free(x->grp_rd);
+        x->grp_rd = NULL;
     } else {
         kir_cu_tlist(x, inner->body, inner->n_body, depth + 2, o);
     }
@@ -1095,6 +1367,7 @@ static int kir_cu_kernel(const kir_kernel *k, kf_str *o, kir_launch *launch, kf_
         if (!kir_rc_buf_ctype(k->bufs[i].dtype))
             x.c.rc = kf_fail(err, KF_E_UNSUPPORTED, "kir_render_cuda: kernel '%s': buffer '%s' has dtype %s, which "
                              "CUDA kernels cannot use", k->name, k->bufs[i].name, kf_dtype_name(k->bufs[i].dtype));
+    x.threads = k->threads >= 32 && k->threads <= 1024 && k->threads % 32 == 0 ? k->threads : KIR_CU_BLOCK;
     kf_str body;
     kf_str_init(&body);
     if (!x.c.rc) {
@@ -1103,7 +1376,7 @@ static int kir_cu_kernel(const kir_kernel *k, kf_str *o, kir_launch *launch, kf_
         else kir_cu_ustmt(&x, k->body, 1, &body);
     }
     if (!x.c.rc) {
-        int64_t block = x.n_dist ? KIR_CU_BLOCK : 1, grid = 1;
+        int64_t block = x.n_dist ? x.threads : 1, grid = 1;
         if (x.n_dist) {
             grid = (x.max_total + block - 1) / block;
             if (x.unknown_total && grid < KIR_CU_DEFAULT_GRID) grid = KIR_CU_DEFAULT_GRID;
@@ -1119,6 +1392,9 @@ static int kir_cu_kernel(const kir_kernel *k, kf_str *o, kir_launch *launch, kf_
         kf_str_append(o, "    const int64_t kf_gtid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;\n"
                          "    const int64_t kf_gsize = (int64_t)gridDim.x * blockDim.x;\n"
                          "    (void)kf_gtid;\n    (void)kf_gsize;\n");
+        for (int t = 0; t <= KIR_T_F64; t++) /* partials of block reductions, one per warp */
+            if (x.sh_used[t])
+                kf_str_appendf(o, "    __shared__ %s kf_sh_%s[32];\n", kir_rc_ctype((kir_type)t), kir_type_name((kir_type)t));
         kf_str_appendn(o, body.data ? body.data : "", body.len);
         kf_str_append(o, "}\n");
         if (launch) {

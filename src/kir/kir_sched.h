@@ -73,4 +73,17 @@ int kir_sched_serialize(kir_kernel *k);
  * assigned, every store index reads its variable); 1 if done, 0 if not legal. */
 int kir_sched_parallelize(kir_kernel *k, kir_stmt *loop);
 
+/* The GPU mapping (kir_sched_gpu.c says what it marks): threads per block (0: automatic,
+ * 256, or 1024 for kernels with long cooperative rows (16384 elements or more); else a
+ * multiple of 32 up to 1024), rows: how a parallel nest whose body has loops the threads can
+ * share runs (0: automatic, a warp for rows of at most 1024 elements and the whole block for
+ * longer ones, one thread per row for tiny rows; 1: one thread per row; 2: a warp per row;
+ * 3: the block per row); vec4: allow 16-byte accesses in elementwise loops. Returns the
+ * number of nests made cooperative, or KF_E_INVALID. The C renderer ignores all of it. */
+int kir_sched_gpu(kir_kernel *k, int threads, int rows, int vec4);
+/* 1 if the threads of a group may split loop's iterations (see kir_sched_gpu.c). */
+int kir_sched_gpu_coop_legal(const kir_kernel *k, const kir_stmt *loop);
+/* The reduction op (KIR_ADD, KIR_MAX, KIR_MIN) of the assignment `var = val`, or -1. */
+int kir_sched_gpu_reduction(const kir_expr *val, int var);
+
 #endif

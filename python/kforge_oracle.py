@@ -148,10 +148,25 @@ class Oracle:
         from kforge_oracle_inputs import seed_all, redraw
         torch = self.torch
         seed_all(seed)
-        try:
-            raw = p.module.get_inputs()
-        except BaseException as e:
-            raise OracleError("raised", "get_inputs(): %s" % _exc_text(e))
+        raw = None
+        if p.device != "cpu" and getattr(p, "inputs_on_device", True):
+            # Draw straight on the GPU (factory functions under the device context): a 1 GiB
+            # torch.randn takes seconds on the CPU, milliseconds there. The same seed gives the
+            # same draw on the same device, which is all the protocol needs. A get_inputs that
+            # does not work that way (numpy, CPU-only ops) falls back to the CPU for good.
+            ctx = getattr(torch, "device", None)
+            try:
+                with ctx(p.device):
+                    raw = p.module.get_inputs()
+            except BaseException:
+                p.inputs_on_device = False
+                raw = None
+                seed_all(seed)
+        if raw is None:
+            try:
+                raw = p.module.get_inputs()
+            except BaseException as e:
+                raise OracleError("raised", "get_inputs(): %s" % _exc_text(e))
         if not isinstance(raw, (list, tuple)):
             raw = [raw]
         args = []

@@ -46,6 +46,17 @@ for p in rep.get("problems", []):
         wins[p["agent"]] = wins.get(p["agent"], 0) + 1
 if wins:
     print("winners: " + ", ".join("%s %d" % kv for kv in sorted(wins.items())))
+# every problem some agent verified, per agent, from the store (the last run)
+try:
+    import sqlite3
+    db = sqlite3.connect(sys.argv[3])
+    run = db.execute("SELECT max(id) FROM runs").fetchone()[0]
+    n = db.execute("SELECT count(*) FROM problems WHERE run_id = ?", (run,)).fetchone()[0]
+    per = db.execute("SELECT a.agent, count(DISTINCT p.id) FROM attempts a JOIN problems p ON a.problem_id = p.id"
+                     " WHERE p.run_id = ? AND a.status = 'verified' GROUP BY a.agent", (run,)).fetchall()
+    print("verified by agent: " + ", ".join("%s %d/%d" % (a, k, n) for a, k in sorted(per)))
+except Exception as e:
+    print("verified by agent: unknown (%s)" % e)
 print("total wall time: %dm%02ds" % (wall // 60, wall % 60))
-' "$OUT" "$((end - start))"
+' "$OUT" "$((end - start))" "$DB"
 exit $status

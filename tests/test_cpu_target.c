@@ -738,6 +738,20 @@ static void test_no_compiler_and_timeout(void) {
     tp_free(&t);
 }
 
+static long long fake_l2(void) { return 50LL << 20; }
+
+/* The timing flush is raised to twice a target's device cache, never lowered; host targets
+ * (no cache_bytes) keep the harness's value. */
+static void test_flush_bytes_rule(void) {
+    kf_target_ops gpu;
+    memset(&gpu, 0, sizeof gpu);
+    gpu.name = "fake-gpu";
+    gpu.cache_bytes = fake_l2;
+    KF_CHECK_EQ_INT(kf_target_flush_bytes(&gpu, 64LL << 20), 100LL << 20);
+    KF_CHECK_EQ_INT(kf_target_flush_bytes(&gpu, 256LL << 20), 256LL << 20);
+    KF_CHECK_EQ_INT(kf_target_flush_bytes(kf_target_cpu(), 64LL << 20), 64LL << 20);
+}
+
 int main(void) {
     T = kf_target_cpu();
     snprintf(g_cache, sizeof g_cache, "/tmp/kf_test_cpu_%ld", (long)getpid());
@@ -750,6 +764,7 @@ int main(void) {
         fprintf(stderr, "SKIP: cpu target unavailable: %s\n", err.msg);
         return 0;
     }
+    KF_RUN(test_flush_bytes_rule);
     KF_RUN(test_available);
     KF_RUN(test_bcast_add);
     KF_RUN(test_row_sum);

@@ -355,6 +355,8 @@ int kf_bench_run(const char *const *paths, int n_paths, const kf_bench_opts *o, 
         kf_err aerr = {0};
         if (c.ho.target->available(&aerr))
             snprintf(c.setup_error, sizeof c.setup_error, "target %s unavailable: %s", o->target, aerr.msg);
+        else
+            c.ho.flush_bytes = kf_target_flush_bytes(c.ho.target, c.ho.flush_bytes);
     }
     if (c.ho.build.threads <= 0) c.ho.build.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 

@@ -62,6 +62,7 @@ int kf_cmd_check(int argc, char **argv) {
         return 2;
     }
     if (ho.build.threads <= 0) ho.build.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    ho.flush_bytes = kf_target_flush_bytes(target, ho.flush_bytes);
 
     kf_program prog;
     memset(&prog, 0, sizeof prog);

@@ -235,6 +235,8 @@ int kf_cu_in_child(void (*fn)(void *ctx, int fd), void *ctx, double timeout_s, s
 int kf_cu_query(kf_cu_api *a, kf_cu_device *d, CUdevice *dev, kf_err *err);
 /* Parent side: kf_cu_query in a child; KF_E_UNAVAILABLE with the reason when no device. */
 int kf_cu_probe(kf_cu_device *d, kf_err *err);
+/* The device's L2 size in bytes through a probe child; 0 when unknown (kf_target_ops.cache_bytes). */
+long long kf_cuda_cache_bytes(void);
 int kf_cu_device_ordinal(void);
 int kf_cuda_available(kf_err *err);
 

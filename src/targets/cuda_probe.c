@@ -191,6 +191,13 @@ static int kf_cu_probe_run(kf_cu_device *d, int want_nvrtc, kf_err *err) {
 
 int kf_cu_probe(kf_cu_device *d, kf_err *err) { return kf_cu_probe_run(d, 0, err); }
 
+long long kf_cuda_cache_bytes(void) {
+    kf_cu_device d;
+    kf_err err;
+    kf_err_clear(&err);
+    return kf_cu_probe(&d, &err) == 0 && d.l2_bytes > 0 ? (long long)d.l2_bytes : 0;
+}
+
 int kf_cuda_available(kf_err *err) {
     kf_cu_device d;
     return kf_cu_probe_run(&d, 1, err);

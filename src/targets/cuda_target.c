@@ -16,6 +16,7 @@ static const kf_target_ops kf_cuda_ops = {
     .close = kf_cuda_close,
     .unlimited_address_space = 1,
     .dev = &kf_cuda_dev_ops,
+    .cache_bytes = kf_cuda_cache_bytes,
 };
 
 const kf_target_ops *kf_target_cuda(void) { return &kf_cuda_ops; }

@@ -12,6 +12,11 @@ const kf_target_ops *kf_target_find(const char *name) {
     return NULL;
 }
 
+long long kf_target_flush_bytes(const kf_target_ops *t, long long flush_bytes) {
+    long long dev = t && t->cache_bytes ? t->cache_bytes() : 0;
+    return dev > 0 && flush_bytes < 2 * dev ? 2 * dev : flush_bytes;
+}
+
 void kf_build_free(kf_build *b) {
     if (!b) return;
     free(b->artifact);

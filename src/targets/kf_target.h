@@ -61,11 +61,17 @@ typedef struct kf_target_ops {
      * far more virtual memory than the process uses (cuInit fails under a few-GiB cap), so
      * the harness limits such a worker by resident memory only. */
     int unlimited_address_space;
+    /* Optional (GPU targets): the device's last-level cache in bytes, 0 when unknown. The
+     * timing protocol flushes at least twice this before every run, on both sides (the
+     * target's own device flush and the oracle's), whatever the host's cache is. */
+    long long (*cache_bytes)(void);
     /* The device data path (kf_devdata.h), NULL for a target without one (cpu). */
     const kf_dev_ops *dev;
 } kf_target_ops;
 
 const kf_target_ops *kf_target_find(const char *name); /* NULL if kforge has no such target */
+/* The flush size for timing on t: flush_bytes, raised to twice t's device cache where t has one. */
+long long kf_target_flush_bytes(const kf_target_ops *t, long long flush_bytes);
 const kf_target_ops *kf_target_cpu(void);
 const kf_target_ops *kf_target_cuda(void); /* present in every build; unavailable without CUDA */
 void kf_build_free(kf_build *b);

@@ -211,7 +211,7 @@ static void one_tap(dc *d, kir_stmt *parent, kir_expr **kt) {
     kir_append(k, parent, kir_decl(k, wv, wi));
     for (int b = 0; b < d->block; b++) {
         kir_expr *w = kir_load(k, d->wb, b ? kir_add(k, V(k, wv), I(k, b * a->cin_g * taps)) : V(k, wv));
-        kir_append(k, parent, kir_assign(k, d->acc[b], kir_add(k, V(k, d->acc[b]), kir_mul(k, w, V(k, xv)))));
+        kir_append(k, parent, kir_assign(k, d->acc[b], kir_fma(k, w, V(k, xv), V(k, d->acc[b]))));
     }
 }
 

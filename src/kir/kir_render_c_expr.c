@@ -354,6 +354,19 @@ void kir_rc_expr(kir_rc *c, const kir_expr *e, kf_str *o) {
     case KIR_E_CAST:
         kir_rc_expr_as(c, e->a, e->type, o);
         return;
+    case KIR_E_FMA:
+        if (!kir_is_flt(e->type)) {
+            kir_rc_fail(c, KF_E_INVALID, "fused multiply-add of type %s", kir_type_name(e->type));
+            return;
+        }
+        kf_str_append(o, e->type == KIR_T_F32 ? "fmaf(" : "fma(");
+        kir_rc_expr_as(c, e->a, e->type, o);
+        kf_str_append(o, ", ");
+        kir_rc_expr_as(c, e->b, e->type, o);
+        kf_str_append(o, ", ");
+        kir_rc_expr_as(c, e->c, e->type, o);
+        kf_str_append(o, ")");
+        return;
     }
     kir_rc_fail(c, KF_E_INVALID, "unknown expression kind %d", (int)e->kind);
 }

@@ -33,7 +33,7 @@ typedef struct padk {
 } padk;
 
 /* Zero-padded copy, dims from j inward; xo: x offset of the enclosing dims (valid rows only),
- * po: padded offset of the enclosing dims. */
+ * po: element offset in the padded buffer where the block of dims j.. starts. */
 static void pad_dim(padk *p, kir_stmt *parent, int j, kir_expr *xo, kir_expr *po) {
     kir_kernel *k = p->c->k;
     const kf_conv_attr *a = p->a;
@@ -42,7 +42,7 @@ static void pad_dim(padk *p, kir_stmt *parent, int j, kir_expr *xo, kir_expr *po
         /* phase-split row: position p at (p % s) * PW + p / s */
         int64_t st = a->stride[j], PW = IP / st;
         int pb = kir_add_var(k, "pb", KIR_T_I64), xb = kir_add_var(k, "xb", KIR_T_I64);
-        kir_append(k, parent, kir_decl(k, pb, kir_mul(k, po, I(k, IP))));
+        kir_append(k, parent, kir_decl(k, pb, po));
         kir_append(k, parent, kir_decl(k, xb, kir_mul(k, xo, I(k, In))));
         for (int64_t ph = 0; ph < st; ph++) {
             int64_t lo = pd - ph > 0 ? (pd - ph + st - 1) / st : 0;
@@ -72,7 +72,7 @@ static void pad_dim(padk *p, kir_stmt *parent, int j, kir_expr *xo, kir_expr *po
     }
     if (j == a->nsd - 1) {
         int pb = kir_add_var(k, "pb", KIR_T_I64), xb = kir_add_var(k, "xb", KIR_T_I64);
-        kir_append(k, parent, kir_decl(k, pb, kir_mul(k, po, I(k, IP))));
+        kir_append(k, parent, kir_decl(k, pb, po));
         kir_append(k, parent, kir_decl(k, xb, kir_bin(k, KIR_SUB, kir_mul(k, xo, I(k, In)), I(k, pd))));
         int q;
         if (pd > 0) {
@@ -97,21 +97,21 @@ static void pad_dim(padk *p, kir_stmt *parent, int j, kir_expr *xo, kir_expr *po
     kir_expr *in = kir_bin(k, KIR_AND, kir_bin(k, KIR_GE, V(k, iv), I(k, 0)), kir_bin(k, KIR_LT, V(k, iv), I(k, In)));
     kir_stmt *iff = kir_if(k, in);
     kir_append(k, l, iff);
-    kir_expr *po2 = kir_add(k, kir_mul(k, kir_expr_clone(k, po), I(k, IP)), V(k, o));
-    pad_dim(p, iff, j + 1, kir_add(k, kir_mul(k, xo, I(k, In)), V(k, iv)), po2);
-    /* a padding row: zero all of it */
     int64_t inner = 1;
     for (int q = j + 1; q < a->nsd; q++) inner *= p->IP[q];
+    kir_expr *po2 = kir_add(k, kir_expr_clone(k, po), kir_mul(k, V(k, o), I(k, inner)));
+    pad_dim(p, iff, j + 1, kir_add(k, kir_mul(k, xo, I(k, In)), V(k, iv)), po2);
+    /* a padding row: zero all of it */
     kir_stmt *els = kir_block(k);
     kir_append_else(k, iff, els);
     int z;
     kir_stmt *zl = kf_lw_loop(&(kf_lw){.k = k}, els, "z", inner, KIR_LOOP_VECTOR, &z);
-    kir_expr *zo = kir_mul(k, kir_add(k, kir_mul(k, po, I(k, IP)), V(k, o)), I(k, inner));
+    kir_expr *zo = kir_add(k, po, kir_mul(k, V(k, o), I(k, inner)));
     kir_append(k, zl, kir_store(k, p->xpb, kir_add(k, zo, V(k, z)), kir_flt(k, p->fill, KIR_T_F32)));
 }
 
-static int pad_kernel(kf_fl *c, const kf_conv_attr *a, int xpp, const int64_t *IP, double fill, const kf_gsched *s,
-                      kf_err *err) {
+static int pad_kernel(kf_fl *c, const kf_conv_attr *a, int xpp, const int64_t *IP, int64_t CS, double fill,
+                      const kf_gsched *s, kf_err *err) {
     int rc = kf_fl_kernel_begin(c, err);
     if (rc) return rc;
     kir_kernel *k = c->k;
@@ -126,7 +126,7 @@ static int pad_kernel(kf_fl *c, const kf_conv_attr *a, int xpp, const int64_t *I
     int r = kir_add_var(k, "r", KIR_T_I64);
     kir_stmt *rl = kir_for(k, r, I(k, 0), I(k, a->N * a->Cin), 1, s->parallel ? KIR_LOOP_PARALLEL : KIR_LOOP_SERIAL);
     kir_append(k, k->body, rl);
-    pad_dim(&p, rl, 0, V(k, r), V(k, r));
+    pad_dim(&p, rl, 0, V(k, r), kir_mul(k, V(k, r), I(k, CS)));
     if (p.x.rc) {
         kir_kernel_free(c->k);
         c->k = NULL;
@@ -137,8 +137,8 @@ static int pad_kernel(kf_fl *c, const kf_conv_attr *a, int xpp, const int64_t *I
     return kf_fl_kernel_end(c, &ks, err);
 }
 
-int kf_fl_pad_input(kf_fl *c, const kf_conv_attr *a, double fill, const kf_gsched *s, int64_t *IP, int64_t *PW,
-                    kf_err *err) {
+int kf_fl_pad_input(kf_fl *c, const kf_conv_attr *a, double fill, int skew, const kf_gsched *s, int64_t *IP, int64_t *PW,
+                    int64_t *CS, kf_err *err) {
     int padded = 0;
     for (int j = 0; j < 3; j++) IP[j] = 1;
     for (int j = 0; j < a->nsd; j++) {
@@ -152,13 +152,23 @@ int kf_fl_pad_input(kf_fl *c, const kf_conv_attr *a, double fill, const kf_gsche
         IP[L0] = *PW * a->stride[L0];
         padded = 1;
     }
+    int64_t plane = 1;
+    for (int j = 0; j < a->nsd; j++) plane *= IP[j];
+    int64_t cs = plane;
+    if (skew && a->cin_g > 1) {
+        /* channel planes 64 * odd bytes apart, so the same position of successive channels
+         * falls into different L1 sets (a multiple of 4 KiB puts them all into one) */
+        cs = (plane + 15) / 16 * 16;
+        if ((cs / 16) % 2 == 0) cs += 16;
+        if (cs != plane && !padded && plane % 64 != 0) cs = plane;  /* at least 32 sets: read in place */
+        if (cs != plane) padded = 1;
+    }
+    if (CS) *CS = cs;
     int xpp = padded ? -1 : kf_fl_value_pbuf(c, a->x);
     if (xpp >= 0) return xpp;
-    int64_t n = a->N * a->Cin;
-    for (int j = 0; j < a->nsd; j++) n *= IP[j];
-    xpp = kf_fl_scratch(c, KF_F32, n);
+    xpp = kf_fl_scratch(c, KF_F32, a->N * a->Cin * cs);
     if (xpp < 0) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
-    int rc = pad_kernel(c, a, xpp, IP, fill, s, err);
+    int rc = pad_kernel(c, a, xpp, IP, cs, fill, s, err);
     return rc ? rc : xpp;
 }
 
@@ -173,6 +183,7 @@ typedef struct dc {
     int acc[16];
     int block;
     int64_t IP[3];
+    int64_t CS;                  /* floats from one input channel plane to the next */
 } dc;
 
 /* Input offset of the last dim for output position ow (variable) and tap kt (expression):
@@ -194,20 +205,22 @@ static void one_tap(dc *d, kir_stmt *parent, kir_expr **kt) {
     kir_kernel *k = d->c->k;
     const kf_conv_attr *a = d->a;
     int L = a->nsd - 1;
-    kir_expr *xi = kir_add(k, kir_mul(k, V(k, d->n), I(k, a->Cin)),
-                           kir_add(k, kir_mul(k, V(k, d->g), I(k, a->cin_g)), V(k, d->ci)));
+    kir_expr *xi = kir_mul(k, kir_add(k, kir_mul(k, V(k, d->n), I(k, a->Cin)),
+                                      kir_add(k, kir_mul(k, V(k, d->g), I(k, a->cin_g)), V(k, d->ci))),
+                           I(k, d->CS));
+    kir_expr *xp = NULL;
     kir_expr *wi = kir_add(k, kir_mul(k, V(k, d->co0), I(k, a->cin_g)), V(k, d->ci));
     int64_t taps = 1;
     for (int q = 0; q < a->nsd; q++) {
         kir_expr *pos = q < L ? kir_add(k, kir_mul(k, V(k, d->ov[q]), I(k, a->stride[q])),
                                         kir_mul(k, kir_expr_clone(k, kt[q]), I(k, a->dil[q])))
                               : last_pos(d, kir_expr_clone(k, kt[q]));
-        xi = kir_add(k, kir_mul(k, xi, I(k, d->IP[q])), pos);
+        xp = xp ? kir_add(k, kir_mul(k, xp, I(k, d->IP[q])), pos) : pos;
         wi = kir_add(k, kir_mul(k, wi, I(k, a->Kd[q])), kir_expr_clone(k, kt[q]));
         taps *= a->Kd[q];
     }
     int xv = kir_add_var(k, "xv", KIR_T_F32), wv = kir_add_var(k, "wi", KIR_T_I64);
-    kir_append(k, parent, kir_decl(k, xv, kir_load(k, d->xb, xi)));
+    kir_append(k, parent, kir_decl(k, xv, kir_load(k, d->xb, kir_add(k, xi, xp))));
     kir_append(k, parent, kir_decl(k, wv, wi));
     for (int b = 0; b < d->block; b++) {
         kir_expr *w = kir_load(k, d->wb, b ? kir_add(k, V(k, wv), I(k, b * a->cin_g * taps)) : V(k, wv));
@@ -260,9 +273,9 @@ int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
         return kf_lw_unsupported(err, node, "not a convolution the direct kernel can run");
     int wpb = kf_fl_materialise(c, a.w, s, err);
     if (wpb < 0) return wpb;
-    int64_t IP[3] = {1, 1, 1}, PW = 0;
+    int64_t IP[3] = {1, 1, 1}, PW = 0, CS = 0;
     c->gi = gi;
-    int xpp = kf_fl_pad_input(c, &a, 0.0, s, IP, &PW, err);
+    int xpp = kf_fl_pad_input(c, &a, 0.0, 1, s, IP, &PW, &CS, err);
     if (xpp < 0) return xpp;
     c->gi = gi;
     int rc = kf_fl_kernel_begin(c, err);
@@ -274,6 +287,7 @@ int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     d.a = &a;
     memcpy(d.IP, IP, sizeof d.IP);
     d.PW = PW;
+    d.CS = CS;
     d.block = pick_block(&a, s->block);
     kf_fl_fexpr(c, &d.x);
     d.xb = kf_fl_kbuf(c, xpp, 0);

@@ -13,7 +13,8 @@
  * Errors stay far inside kforge's float32 tolerance (1e-4); NaN and infinities come out
  * where libm gives them. Intermediate values are bound to locals declared just before the
  * statement using them; an argument that reads memory inside a select branch or the right
- * side of && / || is left alone (evaluating it early could read out of bounds). */
+ * side of && / || is left alone (evaluating it early could read out of bounds), unless the
+ * statement reads the same element unconditionally anyway (elu: x > 0 ? x : exp(x) - 1). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@
 
 typedef struct mx {
     kir_kernel *k;
+    const kir_expr *safe[64]; /* loads the statement being rewritten evaluates unconditionally */
+    int n_safe;
     kir_stmt *pre;       /* where locals of the statement being rewritten go */
     kir_stmt *cpre;      /* where the table's constants go: before the vector loop */
     int cvar[32];        /* table index -> local holding it, or -1 */
@@ -200,9 +203,78 @@ static kir_expr *v_math(mx *m, int op, kir_expr *arg) {
     }
 }
 
-static int has_load(const kir_expr *e) {
+static int same_expr(const kir_expr *a, const kir_expr *b) {
+    if (a == b) return 1;
+    if (!a || !b || a->kind != b->kind || a->type != b->type) return 0;
+    switch (a->kind) {
+    case KIR_E_CONST_I: return a->ival == b->ival;
+    case KIR_E_CONST_F: return a->fval == b->fval || (isnan(a->fval) && isnan(b->fval));
+    case KIR_E_VAR: return a->var == b->var;
+    case KIR_E_LOAD: if (a->buf != b->buf) return 0; break;
+    case KIR_E_UN: case KIR_E_BIN: if (a->op != b->op) return 0; break;
+    default: break;
+    }
+    return same_expr(a->a, b->a) && same_expr(a->b, b->b) && same_expr(a->c, b->c);
+}
+
+/* Records the loads of e evaluated whatever the data (outside select branches and the right
+ * side of && / ||). */
+static void collect_safe(mx *m, const kir_expr *e, int guarded) {
+    if (!e) return;
+    if (e->kind == KIR_E_LOAD && !guarded && m->n_safe < 64) m->safe[m->n_safe++] = e;
+    int gb = guarded, gc = guarded;
+    if (e->kind == KIR_E_SELECT) gb = gc = 1;
+    if (e->kind == KIR_E_BIN && (e->op == KIR_AND || e->op == KIR_OR)) gb = 1;
+    collect_safe(m, e->a, guarded);
+    collect_safe(m, e->b, gb);
+    collect_safe(m, e->c, gc);
+}
+
+static int count_same(const kir_expr *e, const kir_expr *l) {
     if (!e) return 0;
-    return e->kind == KIR_E_LOAD || has_load(e->a) || has_load(e->b) || has_load(e->c);
+    if (same_expr(e, l)) return 1;
+    return count_same(e->a, l) + count_same(e->b, l) + count_same(e->c, l);
+}
+
+static kir_expr *replace_same(kir_kernel *k, kir_expr *e, const kir_expr *l, int var) {
+    if (!e) return NULL;
+    if (same_expr(e, l)) return kir_var(k, var);
+    e->a = replace_same(k, e->a, l, var);
+    e->b = replace_same(k, e->b, l, var);
+    e->c = replace_same(k, e->c, l, var);
+    return e;
+}
+
+/* A load the statement evaluates unconditionally and also reads elsewhere (in a select
+ * branch, say) is read once into a local before the statement: compilers if-convert the
+ * select into vector code only when its branches read no memory. */
+static void bind_repeated_loads(mx *m, kir_stmt *s) {
+    for (int i = 0; i < m->n_safe; i++) {
+        const kir_expr *l = m->safe[i];
+        int dup = 0;
+        for (int j = 0; j < i && !dup; j++) dup = same_expr(l, m->safe[j]);
+        if (dup) continue;
+        int n = count_same(s->idx, l) + count_same(s->val, l) + count_same(s->cond, l);
+        if (n < 2) continue;
+        kir_expr *copy = kir_expr_clone(m->k, l);
+        if (!copy) return;
+        int v = bind(m, copy);
+        s->idx = replace_same(m->k, s->idx, copy, v);
+        s->val = replace_same(m->k, s->val, copy, v);
+        s->cond = replace_same(m->k, s->cond, copy, v);
+    }
+}
+
+/* 1 if e reads memory that the statement does not read unconditionally anyway (evaluating it
+ * early could then read out of bounds). */
+static int has_load(const mx *m, const kir_expr *e) {
+    if (!e) return 0;
+    if (e->kind == KIR_E_LOAD) {
+        int safe = 0;
+        for (int i = 0; i < m->n_safe && !safe; i++) safe = same_expr(e, m->safe[i]);
+        if (!safe) return 1;
+    }
+    return has_load(m, e->a) || has_load(m, e->b) || has_load(m, e->c);
 }
 
 static int is_target(const kir_expr *e) {
@@ -220,7 +292,7 @@ static kir_expr *rewrite(mx *m, kir_expr *e, int guarded) {
     e->a = rewrite(m, e->a, ga);
     e->b = rewrite(m, e->b, gb);
     e->c = rewrite(m, e->c, gc);
-    if (is_target(e) && !(guarded && has_load(e->a))) {
+    if (is_target(e) && !(guarded && has_load(m, e->a))) {
         kir_expr *r = v_math(m, e->op, e->a);
         if (r) {
             m->n++;
@@ -250,6 +322,15 @@ static void rewrite_list(mx *m, kir_stmt ***list, int *n, int *cap) {
         if (stmt_targets(s) && s->kind != KIR_S_FOR) {
             kir_stmt *saved = m->pre;
             m->pre = out;
+            m->n_safe = 0;
+            collect_safe(m, s->idx, 0);
+            collect_safe(m, s->val, 0);
+            collect_safe(m, s->cond, 0);
+            bind_repeated_loads(m, s);
+            m->n_safe = 0;
+            collect_safe(m, s->idx, 0);
+            collect_safe(m, s->val, 0);
+            collect_safe(m, s->cond, 0);
 
             s->idx = rewrite(m, s->idx, 0);
             s->val = rewrite(m, s->val, 0);

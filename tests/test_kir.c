@@ -264,6 +264,7 @@ static void test_render_all_ops(void) {
     KF_CHECK(strstr(src, "kf_f16_to_f32(bf16[i])"));
     KF_CHECK_MSG(strstr(src, "bf32[i] = fmaf(bf32[i], ((float)bi32[i]), bf32[i]);"), "%s", src);
     KF_CHECK(strstr(src, "bf64[i] = fma(bf64[i], bf64[i], bf64[i]);"));
+    KF_CHECK(strstr(src, "kf_exp2i_f32(bf32[i])") && strstr(src, "kf_exp2i_f64(bf64[i])"));
     int ok = compile_clean(src);
     if (ok < 0) KF_SKIP("no C compiler");
     KF_CHECK(ok == 1);

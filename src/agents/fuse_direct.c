@@ -1,11 +1,14 @@
 /* fuse_direct.c: a vectorised direct convolution (any groups, including depthwise, stride,
  * dilation, padding, 1 to 3 spatial dims). The input is first copied into a zero-padded
  * scratch buffer (skipped when there is no padding and the input is stored), so the main
- * kernel has no bounds tests: threads split (image, block of output channels, first output
- * dim); the innermost output dim runs as SIMD lanes, each lane keeping `block` output
- * channels in registers while the loops over the group's input channels and the kernel taps
- * accumulate weight * input; then the bias and the group's elementwise epilogue are applied
- * and the results stored, all in the same kernel. */
+ * kernel has no bounds tests; its channel planes are an odd multiple of 64 bytes apart, so
+ * reading one position of many channels does not thrash one L1 set. Threads split (image,
+ * block of output channels, first output dim); the innermost output dim runs as SIMD lanes,
+ * each lane keeping `block` output channels times `parts` output positions (ow, ow + span,
+ * ...) in registers while the loops over the group's input channels and the kernel taps
+ * accumulate weight * input with fused multiply-adds (one weight broadcast feeds `parts`
+ * FMAs); positions past parts * span run in a second one-part loop. Then the bias and the
+ * group's elementwise epilogue are applied and the results stored, all in the same kernel. */
 #include <string.h>
 #include "agents/fuse.h"
 #include "agents/lower.h"
@@ -180,8 +183,10 @@ typedef struct dc {
     int n, co0, g, ci;
     int ov[3];
     int64_t PW;                  /* phase length of the padded last dim (stride > 1) */
-    int acc[16];
+    int acc[64];                 /* [b * parts + p] */
     int block;
+    int parts;                   /* output positions per lane: ow + p * span, p < parts */
+    int64_t span;
     int64_t IP[3];
     int64_t CS;                  /* floats from one input channel plane to the next */
 } dc;
@@ -219,12 +224,26 @@ static void one_tap(dc *d, kir_stmt *parent, kir_expr **kt) {
         wi = kir_add(k, kir_mul(k, wi, I(k, a->Kd[q])), kir_expr_clone(k, kt[q]));
         taps *= a->Kd[q];
     }
-    int xv = kir_add_var(k, "xv", KIR_T_F32), wv = kir_add_var(k, "wi", KIR_T_I64);
-    kir_append(k, parent, kir_decl(k, xv, kir_load(k, d->xb, kir_add(k, xi, xp))));
+    int xv[4], wv = kir_add_var(k, "wi", KIR_T_I64);
+    kir_expr *x0 = kir_add(k, xi, xp);
+    for (int p = 0; p < d->parts; p++) {
+        xv[p] = kir_add_var(k, "xv", KIR_T_F32);
+        kir_expr *at = p ? kir_add(k, kir_expr_clone(k, x0), I(k, p * d->span)) : x0;
+        kir_append(k, parent, kir_decl(k, xv[p], kir_load(k, d->xb, at)));
+    }
     kir_append(k, parent, kir_decl(k, wv, wi));
     for (int b = 0; b < d->block; b++) {
         kir_expr *w = kir_load(k, d->wb, b ? kir_add(k, V(k, wv), I(k, b * a->cin_g * taps)) : V(k, wv));
-        kir_append(k, parent, kir_assign(k, d->acc[b], kir_fma(k, w, V(k, xv), V(k, d->acc[b]))));
+        if (d->parts > 1) {
+            int wl = kir_add_var(k, "w", KIR_T_F32);
+            kir_append(k, parent, kir_decl(k, wl, w));
+            w = V(k, wl);
+        }
+        for (int p = 0; p < d->parts; p++) {
+            int acc = d->acc[b * d->parts + p];
+            kir_expr *wp = p ? kir_expr_clone(k, w) : w;
+            kir_append(k, parent, kir_assign(k, acc, kir_fma(k, wp, V(k, xv[p]), V(k, acc))));
+        }
     }
 }
 
@@ -263,6 +282,60 @@ static int pick_block(const kf_conv_attr *a, int want) {
     for (int b = want; b > 1; b--)
         if (a->cout_g % b == 0) return b;
     return 1;
+}
+
+/* Output positions per lane: `want` (the schedule's tile; 0: 2) while the accumulators fit
+ * in the 32 vector registers beside the inputs, and each part is at least a 16-lane vector. */
+static int pick_parts(const kf_conv_attr *a, int want, int block) {
+    if (want <= 0) want = 2;
+    if (want > 4) want = 4;
+    int64_t w = a->O[a->nsd - 1];
+    while (want > 1 && (block * want + want > 28 || w / want < 16)) want--;
+    return want;
+}
+
+/* One row of outputs: a vector loop over ow in [lo, hi), each lane accumulating `block`
+ * output channels at positions ow + p * span (p < parts), then bias, epilogue and stores. */
+static int conv_row(dc *d, int gi, kir_stmt *body, int64_t lo, int64_t hi, int parts, int64_t span, kf_err *err) {
+    kf_fl *c = d->c;
+    kir_kernel *k = c->k;
+    const kf_conv_attr *a = d->a;
+    const kf_node *node = &c->g->nodes[c->plan->groups[gi].anchor];
+    int L = a->nsd - 1;
+    d->parts = parts;
+    d->span = span;
+    d->ov[L] = kir_add_var(k, "ow", KIR_T_I64);
+    kir_stmt *vl = kir_for(k, d->ov[L], I(k, lo), I(k, hi), 1, KIR_LOOP_VECTOR);
+    kir_append(k, body, vl);
+    for (int b = 0; b < d->block; b++)
+        for (int p = 0; p < parts; p++) {
+            kir_expr *init = kir_flt(k, 0.0, KIR_T_F32);
+            if (a->bias >= 0) {
+                kir_expr *bl = kf_fexpr_elem(&d->x, a->bias, kir_add(k, V(k, d->co0), I(k, b)));
+                if (bl) init = kf_lw_cvt(k, KIR_T_F32, bl);
+            }
+            d->acc[b * parts + p] = kir_add_var(k, "acc", KIR_T_F32);
+            kir_append(k, vl, kir_decl(k, d->acc[b * parts + p], init));
+        }
+    kir_stmt *cl = kf_lw_loop(&(kf_lw){.k = k}, vl, "ci", a->cin_g, KIR_LOOP_SERIAL, &d->ci);
+    reduce_taps(d, cl);
+    /* bias is in the start value; the epilogue per output channel and part */
+    int rc = 0;
+    for (int b = 0; b < d->block && !rc && !d->x.rc; b++)
+        for (int p = 0; p < parts && !rc && !d->x.rc; p++) {
+            kir_expr *idx = kir_add(k, kir_mul(k, V(k, d->n), I(k, a->Cout)), kir_add(k, V(k, d->co0), I(k, b)));
+            for (int q = 0; q < a->nsd; q++) {
+                kir_expr *o = V(k, d->ov[q]);
+                if (q == L && p) o = kir_add(k, o, I(k, p * span));
+                idx = kir_add(k, kir_mul(k, idx, I(k, a->O[q])), o);
+            }
+            kir_stmt *blk = kir_block(k);
+            kir_append(k, vl, blk);
+            rc = kf_fl_epilogue_at(c, &d->x, gi, blk, d->acc[b * parts + p], idx);
+            if (!rc && !c->plan->stored[node->outs[0]] && !kf_fl_has_epilogue(c, gi))
+                rc = kf_fail(err, KF_E_INTERNAL, "fusion: convolution result is neither stored nor consumed");
+        }
+    return rc;
 }
 
 int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
@@ -312,28 +385,11 @@ int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     for (int q = 1; q < L; q++) body = kf_lw_loop(&(kf_lw){.k = k}, body, "or", a.O[q], KIR_LOOP_SERIAL, &d.ov[q]);
     d.g = kir_add_var(k, "g", KIR_T_I64);
     kir_append(k, body, kir_decl(k, d.g, kir_bin(k, KIR_DIV, V(k, d.co0), I(k, a.cout_g))));
-    kir_stmt *vl = kf_lw_loop(&(kf_lw){.k = k}, body, "ow", a.O[L], KIR_LOOP_VECTOR, &d.ov[L]);
-    for (int b = 0; b < d.block; b++) {
-        kir_expr *init = kir_flt(k, 0.0, KIR_T_F32);
-        if (a.bias >= 0) {
-            kir_expr *bl = kf_fexpr_elem(&d.x, a.bias, kir_add(k, V(k, d.co0), I(k, b)));
-            if (bl) init = kf_lw_cvt(k, KIR_T_F32, bl);
-        }
-        d.acc[b] = kir_add_var(k, "acc", KIR_T_F32);
-        kir_append(k, vl, kir_decl(k, d.acc[b], init));
-    }
-    kir_stmt *cl = kf_lw_loop(&(kf_lw){.k = k}, vl, "ci", a.cin_g, KIR_LOOP_SERIAL, &d.ci);
-    reduce_taps(&d, cl);
-    /* bias is in the start value; the epilogue per output channel of the block */
-    for (int b = 0; b < d.block && !rc && !d.x.rc; b++) {
-        kir_expr *idx = kir_add(k, kir_mul(k, V(k, d.n), I(k, a.Cout)), kir_add(k, V(k, d.co0), I(k, b)));
-        for (int q = 0; q < a.nsd; q++) idx = kir_add(k, kir_mul(k, idx, I(k, a.O[q])), V(k, d.ov[q]));
-        kir_stmt *blk = kir_block(k);
-        kir_append(k, vl, blk);
-        rc = kf_fl_epilogue_at(c, &d.x, gi, blk, d.acc[b], idx);
-        if (!rc && !c->plan->stored[node->outs[0]] && !kf_fl_has_epilogue(c, gi))
-            rc = kf_fail(err, KF_E_INTERNAL, "fusion: convolution result is neither stored nor consumed");
-    }
+    /* the row: parts interleaved spans of the output dim per lane, then the rest one by one */
+    int parts = pick_parts(&a, s->tile, d.block);
+    int64_t span = a.O[L] / parts;
+    rc = conv_row(&d, gi, body, 0, parts > 1 ? span : a.O[L], parts, span, err);
+    if (!rc && parts > 1 && parts * span < a.O[L]) rc = conv_row(&d, gi, body, parts * span, a.O[L], 1, 0, err);
     if (rc || d.x.rc) {
         kir_kernel_free(c->k);
         c->k = NULL;

@@ -33,7 +33,10 @@ typedef enum {
 typedef enum {
     KIR_NEG, KIR_NOT, KIR_ABS, KIR_EXP, KIR_EXPM1, KIR_LOG, KIR_LOG1P, KIR_SQRT, KIR_RSQRT,
     KIR_RECIP, KIR_TANH, KIR_SIGMOID, KIR_ERF, KIR_SIN, KIR_COS, KIR_FLOOR, KIR_CEIL,
-    KIR_ROUND /* half to even, like torch.round */, KIR_SIGN, KIR_ISNAN, KIR_UN_COUNT
+    KIR_ROUND /* half to even, like torch.round */, KIR_SIGN, KIR_ISNAN,
+    KIR_EXP2I /* 2^trunc(x) for trunc(x) in the normal exponent range (f32: -126..127), by
+               * building the float's exponent bits: the vector math's exp scaling */,
+    KIR_UN_COUNT
 } kir_unop;
 
 typedef enum {

@@ -177,6 +177,14 @@ static void kir_render_un(kir_rc *c, const kir_expr *e, kf_str *o) {
                  e->op == KIR_FLOOR ? "floor" : e->op == KIR_CEIL ? "ceil" : "nearbyint", f);
         kir_call1(c, fn, e->a, t, o);
         return;
+    case KIR_EXP2I:
+        if (!flt) {
+            kir_rc_fail(c, KF_E_INVALID, "exp2i of type %s", kir_type_name(t));
+            return;
+        }
+        snprintf(fn, sizeof fn, "kf_exp2i_%s", kir_tsuf(t));
+        kir_call1(c, fn, e->a, t, o);
+        return;
     case KIR_SIGN:
         snprintf(fn, sizeof fn, "kf_sign_%s", kir_tsuf(t));
         kir_call1(c, fn, e->a, t, o);

@@ -98,6 +98,8 @@ static const char kir_cu_prelude[] =
     "    return (int64_t)r;\n"
     "}\n"
     "KF_D float kf_bf16_to_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }\n"
+    "KF_D float kf_exp2i_f32(float n) { return __uint_as_float((uint32_t)((int32_t)n + 127) << 23); }\n"
+    "KF_D double kf_exp2i_f64(double n) { return __longlong_as_double((long long)(((uint64_t)((int64_t)n + 1023)) << 52)); }\n"
     "KF_D uint16_t kf_f32_to_bf16(float f) {\n"
     "    uint32_t u = __float_as_uint(f);\n"
     "    if (isnan(f)) return (uint16_t)((u >> 16) | 0x40);\n"

@@ -3,8 +3,8 @@
  * exp, expm1, sigmoid, tanh and erf are rewritten into plain KIR arithmetic:
  *  - exp(x): x clamped to [-87.3, 89] (below: 0; above: overflows to inf as it should),
  *    n = round(x / ln2) (by adding and subtracting 1.5 * 2^23), r = x - n ln2 (two-part ln2), p = degree-7 Taylor polynomial of
- *    e^r (|r| <= 0.35: relative error < 2e-7), times 2^n built from the bits of |n| / 2 by
- *    selects (no bit casts in KIR), divided instead of multiplied for negative n;
+ *    e^r (|r| <= 0.35: relative error < 2e-7), times 2^h and 2^(n - h), h = trunc(n / 2),
+ *    each built from its exponent bits (KIR_EXP2I);
  *  - sigmoid(x) = 1 / (1 + exp(-x)); tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|);
  *  - erf(x): Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7); expm1(x) = exp(x) - 1;
  *  - log(x): scaling into [sqrt(1/2), sqrt(2)) and an atanh series; log1p(x) = log(1 + x).
@@ -72,7 +72,6 @@ static int bind(mx *m, kir_expr *e) {
 static kir_expr *V(mx *m, int v) { return kir_var(m->k, v); }
 static kir_expr *B(mx *m, kir_binop op, kir_expr *a, kir_expr *b) { return kir_bin(m->k, op, a, b); }
 static kir_expr *sel(mx *m, kir_expr *c, kir_expr *a, kir_expr *b) { return kir_select(m->k, c, a, b); }
-static kir_expr *I32(mx *m, int64_t v) { return kir_cast(m->k, KIR_T_I32, kir_int(m->k, v)); }
 
 /* Round to nearest integer for |v| < 2^22: (v + 1.5 * 2^23) - 1.5 * 2^23 (floorf does not
  * vectorise without -fno-trapping-math; this is exact IEEE arithmetic, kept by the compiler
@@ -92,23 +91,12 @@ static int v_exp(mx *m, int x) {
     kir_expr *p = F(m, c[0]);
     for (int i = 1; i < 8; i++) p = B(m, KIR_ADD, B(m, KIR_MUL, p, V(m, r)), F(m, c[i]));
     int pv = bind(m, p);
-    int a = bind(m, kir_un(k, KIR_ABS, V(m, n)));
-    int h = bind(m, rnd(m, B(m, KIR_SUB, B(m, KIR_MUL, V(m, a), F(m, 0.5)), F(m, 0.25))));
-    int hi = bind(m, kir_cast(k, KIR_T_I32, V(m, h)));
-    int q = bind(m, F(m, 1.0));
-    for (int i = 0; i < 7; i++) {
-        kir_expr *bit = B(m, KIR_NE, B(m, KIR_MOD, B(m, KIR_DIV, V(m, hi), I32(m, (int64_t)1 << i)), I32(m, 2)), I32(m, 0));
-        double f = 1.0;
-        for (int j = 0; j < (1 << i); j++) f *= 2.0;
-        q = bind(m, B(m, KIR_MUL, V(m, q), sel(m, bit, Z(m, f), Z(m, 1.0))));
-    }
-    /* a = 2h or 2h + 1 */
-    int qq = bind(m, B(m, KIR_MUL, V(m, q), F(m, 2.0)));
-    int q2 = bind(m, sel(m, B(m, KIR_GT, B(m, KIR_SUB, V(m, a), B(m, KIR_MUL, V(m, h), F(m, 2.0))), F(m, 0.5)),
-                         V(m, qq), V(m, q)));
-    int pos = bind(m, B(m, KIR_MUL, B(m, KIR_MUL, V(m, pv), V(m, q)), V(m, q2)));
-    int neg = bind(m, B(m, KIR_DIV, B(m, KIR_DIV, V(m, pv), V(m, q)), V(m, q2)));
-    int res = bind(m, sel(m, B(m, KIR_LT, V(m, n), F(m, 0.0)), V(m, neg), V(m, pos)));
+    /* 2^n = 2^h * 2^(n - h), h = trunc(n / 2): both factors are normal floats for n in
+     * [-126, 128], and the products round once (exact until the result is subnormal) */
+    int h = bind(m, kir_cast(k, KIR_T_F32, kir_cast(k, KIR_T_I32, B(m, KIR_MUL, V(m, n), F(m, 0.5)))));
+    int q = bind(m, kir_un(k, KIR_EXP2I, V(m, h)));
+    int q2 = bind(m, kir_un(k, KIR_EXP2I, B(m, KIR_SUB, V(m, n), V(m, h))));
+    int res = bind(m, B(m, KIR_MUL, B(m, KIR_MUL, V(m, pv), V(m, q)), V(m, q2)));
     return bind(m, sel(m, B(m, KIR_LT, V(m, x), F(m, -87.3)), Z(m, 0.0), V(m, res)));
 }
 

@@ -5,9 +5,11 @@
  * reading one position of many channels does not thrash one L1 set. Threads split (image,
  * block of output channels, first output dim); the innermost output dim runs as SIMD lanes,
  * each lane keeping `block` output channels times `parts` output positions (ow, ow + span,
- * ...) in registers while the loops over the group's input channels and the kernel taps
- * accumulate weight * input with fused multiply-adds (one weight broadcast feeds `parts`
- * FMAs); positions past parts * span run in a second one-part loop. Then the bias and the
+ * ... of a long row, or the same ow of consecutive rows) in registers while the loops over
+ * the group's input channels and the kernel taps accumulate weight * input with fused
+ * multiply-adds (one weight broadcast feeds `parts` FMAs); positions past parts * span run
+ * in a second one-part loop. A row that is not a whole number of 16-lane vectors runs as
+ * vectors whose last one overlaps its neighbour. Then the bias and the
  * group's elementwise epilogue are applied and the results stored, all in the same kernel. */
 #include <string.h>
 #include "agents/fuse.h"
@@ -175,6 +177,9 @@ int kf_fl_pad_input(kf_fl *c, const kf_conv_attr *a, double fill, int skew, cons
     return rc ? rc : xpp;
 }
 
+/* float lanes of the widest vectors the cpu target asks for (512 bits) */
+#define DC_LANES 16
+
 typedef struct dc {
     kf_fl *c;
     const kf_conv_attr *a;
@@ -185,8 +190,8 @@ typedef struct dc {
     int64_t PW;                  /* phase length of the padded last dim (stride > 1) */
     int acc[64];                 /* [b * parts + p] */
     int block;
-    int parts;                   /* output positions per lane: ow + p * span, p < parts */
-    int64_t span;
+    int parts;                   /* output positions per lane, p < parts: */
+    int64_t xstep, ostep;        /* input / output flat offsets from part p to part p + 1 */
     int64_t IP[3];
     int64_t CS;                  /* floats from one input channel plane to the next */
 } dc;
@@ -228,7 +233,7 @@ static void one_tap(dc *d, kir_stmt *parent, kir_expr **kt) {
     kir_expr *x0 = kir_add(k, xi, xp);
     for (int p = 0; p < d->parts; p++) {
         xv[p] = kir_add_var(k, "xv", KIR_T_F32);
-        kir_expr *at = p ? kir_add(k, kir_expr_clone(k, x0), I(k, p * d->span)) : x0;
+        kir_expr *at = p ? kir_add(k, kir_expr_clone(k, x0), I(k, p * d->xstep)) : x0;
         kir_append(k, parent, kir_decl(k, xv[p], kir_load(k, d->xb, at)));
     }
     kir_append(k, parent, kir_decl(k, wv, wi));
@@ -285,28 +290,57 @@ static int pick_block(const kf_conv_attr *a, int want) {
 }
 
 /* Output positions per lane: `want` (the schedule's tile; 0: 2) while the accumulators fit
- * in the 32 vector registers beside the inputs, and each part is at least a 16-lane vector. */
-static int pick_parts(const kf_conv_attr *a, int want, int block) {
+ * in the 32 vector registers beside the inputs: spans of the row (ow, ow + span, ...) when
+ * each is at least a vector long, else (*rows = 1) consecutive rows (first output dim) when
+ * their count divides it, else fewer spans. */
+static int pick_parts(const kf_conv_attr *a, int want, int block, int *rows) {
+    *rows = 0;
     if (want <= 0) want = 2;
     if (want > 4) want = 4;
+    while (want > 1 && block * want + want > 28) want--;
     int64_t w = a->O[a->nsd - 1];
-    while (want > 1 && (block * want + want > 28 || w / want < 16)) want--;
+    if (w / want >= DC_LANES) return want;
+    if (a->nsd >= 2)
+        for (int p = want; p > 1; p--)
+            if (a->O[0] % p == 0) {
+                *rows = 1;
+                return p;
+            }
+    while (want > 1 && w / want < DC_LANES) want--;
     return want;
 }
 
 /* One row of outputs: a vector loop over ow in [lo, hi), each lane accumulating `block`
- * output channels at positions ow + p * span (p < parts), then bias, epilogue and stores. */
-static int conv_row(dc *d, int gi, kir_stmt *body, int64_t lo, int64_t hi, int parts, int64_t span, kf_err *err) {
+ * output channels at `parts` positions (flat offsets xstep / ostep apart in the input and the
+ * output), then bias, epilogue and stores. */
+static int conv_row(dc *d, int gi, kir_stmt *body, int64_t lo, int64_t hi, int parts, int64_t xstep, int64_t ostep,
+                    kf_err *err) {
     kf_fl *c = d->c;
     kir_kernel *k = c->k;
     const kf_conv_attr *a = d->a;
     const kf_node *node = &c->g->nodes[c->plan->groups[gi].anchor];
     int L = a->nsd - 1;
     d->parts = parts;
-    d->span = span;
+    d->xstep = xstep;
+    d->ostep = ostep;
     d->ov[L] = kir_add_var(k, "ow", KIR_T_I64);
-    kir_stmt *vl = kir_for(k, d->ov[L], I(k, lo), I(k, hi), 1, KIR_LOOP_VECTOR);
-    kir_append(k, body, vl);
+    kir_stmt *vl;
+    int64_t len = hi - lo;
+    if (len > DC_LANES && len % DC_LANES) {
+        /* the row as DC_LANES-wide vectors, the last one overlapping its neighbour (its
+         * positions are recomputed and stored again with the same values): compilers run
+         * the remainder of an outer-loop vectorised row as scalar code, which would cost as
+         * much as a dozen vectors here */
+        int cv, st = kir_add_var(k, "os", KIR_T_I64), l;
+        kir_stmt *chunks = kf_lw_loop(&(kf_lw){.k = k}, body, "cv", (len + DC_LANES - 1) / DC_LANES, KIR_LOOP_SERIAL, &cv);
+        kir_append(k, chunks, kir_decl(k, st, kir_add(k, I(k, lo), kir_bin(k, KIR_MIN, kir_mul(k, V(k, cv), I(k, DC_LANES)),
+                                                                           I(k, len - DC_LANES)))));
+        vl = kf_lw_loop(&(kf_lw){.k = k}, chunks, "l", DC_LANES, KIR_LOOP_VECTOR, &l);
+        kir_append(k, vl, kir_decl(k, d->ov[L], kir_add(k, V(k, st), V(k, l))));
+    } else {
+        vl = kir_for(k, d->ov[L], I(k, lo), I(k, hi), 1, KIR_LOOP_VECTOR);
+        kir_append(k, body, vl);
+    }
     for (int b = 0; b < d->block; b++)
         for (int p = 0; p < parts; p++) {
             kir_expr *init = kir_flt(k, 0.0, KIR_T_F32);
@@ -324,11 +358,8 @@ static int conv_row(dc *d, int gi, kir_stmt *body, int64_t lo, int64_t hi, int p
     for (int b = 0; b < d->block && !rc && !d->x.rc; b++)
         for (int p = 0; p < parts && !rc && !d->x.rc; p++) {
             kir_expr *idx = kir_add(k, kir_mul(k, V(k, d->n), I(k, a->Cout)), kir_add(k, V(k, d->co0), I(k, b)));
-            for (int q = 0; q < a->nsd; q++) {
-                kir_expr *o = V(k, d->ov[q]);
-                if (q == L && p) o = kir_add(k, o, I(k, p * span));
-                idx = kir_add(k, kir_mul(k, idx, I(k, a->O[q])), o);
-            }
+            for (int q = 0; q < a->nsd; q++) idx = kir_add(k, kir_mul(k, idx, I(k, a->O[q])), V(k, d->ov[q]));
+            if (p) idx = kir_add(k, idx, I(k, p * ostep));
             kir_stmt *blk = kir_block(k);
             kir_append(k, vl, blk);
             rc = kf_fl_epilogue_at(c, &d->x, gi, blk, d->acc[b * parts + p], idx);
@@ -366,9 +397,12 @@ int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     d.xb = kf_fl_kbuf(c, xpp, 0);
     d.wb = kf_fl_kbuf(c, wpb, 0);
     int64_t nb = a.Cout / d.block;
-    /* tasks: (image, channel block, first output dim unless it is the vector dim) */
     int L = a.nsd - 1;
-    int64_t o0 = L > 0 ? a.O[0] : 1;
+    int rows = 0;
+    int parts = pick_parts(&a, s->tile, d.block, &rows);
+    /* tasks: (image, channel block, first output dim (by `parts` rows) unless it is the
+     * vector dim) */
+    int64_t o0 = L > 0 ? a.O[0] / (rows ? parts : 1) : 1;
     int t = kir_add_var(k, "t", KIR_T_I64);
     kir_stmt *tl = kir_for(k, t, I(k, 0), I(k, a.N * nb * o0), 1, s->parallel ? KIR_LOOP_PARALLEL : KIR_LOOP_SERIAL);
     kir_append(k, k->body, tl);
@@ -380,16 +414,26 @@ int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     kir_stmt *body = tl;
     if (L > 0) {
         d.ov[0] = kir_add_var(k, "o0", KIR_T_I64);
-        kir_append(k, tl, kir_decl(k, d.ov[0], kir_bin(k, KIR_MOD, V(k, t), I(k, o0))));
+        kir_expr *r0 = kir_bin(k, KIR_MOD, V(k, t), I(k, o0));
+        kir_append(k, tl, kir_decl(k, d.ov[0], rows ? kir_mul(k, r0, I(k, parts)) : r0));
     }
     for (int q = 1; q < L; q++) body = kf_lw_loop(&(kf_lw){.k = k}, body, "or", a.O[q], KIR_LOOP_SERIAL, &d.ov[q]);
     d.g = kir_add_var(k, "g", KIR_T_I64);
     kir_append(k, body, kir_decl(k, d.g, kir_bin(k, KIR_DIV, V(k, d.co0), I(k, a.cout_g))));
-    /* the row: parts interleaved spans of the output dim per lane, then the rest one by one */
-    int parts = pick_parts(&a, s->tile, d.block);
-    int64_t span = a.O[L] / parts;
-    rc = conv_row(&d, gi, body, 0, parts > 1 ? span : a.O[L], parts, span, err);
-    if (!rc && parts > 1 && parts * span < a.O[L]) rc = conv_row(&d, gi, body, parts * span, a.O[L], 1, 0, err);
+    if (rows) {
+        /* `parts` rows at once: the input rows stride[0] apart, the output rows one apart */
+        int64_t xrow = a.stride[0], orow = 1;
+        for (int q = 1; q < a.nsd; q++) {
+            xrow *= d.IP[q];
+            orow *= a.O[q];
+        }
+        rc = conv_row(&d, gi, body, 0, a.O[L], parts, xrow, orow, err);
+    } else {
+        /* parts interleaved spans of the row per lane, then the rest one by one */
+        int64_t span = a.O[L] / parts;
+        rc = conv_row(&d, gi, body, 0, parts > 1 ? span : a.O[L], parts, span, span, err);
+        if (!rc && parts > 1 && parts * span < a.O[L]) rc = conv_row(&d, gi, body, parts * span, a.O[L], 1, 0, 0, err);
+    }
     if (rc || d.x.rc) {
         kir_kernel_free(c->k);
         c->k = NULL;

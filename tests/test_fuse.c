@@ -432,9 +432,28 @@ static void test_conv_transposed(void) {
     kf_gsched s;
     kf_gsched_auto(&g, &p, 0, &s);
     KF_CHECK_EQ_INT(s.impl, KF_IMPL_IM2COL);
-    /* gemm, col2im (scalar), then the softplus epilogue as a vectorised loop */
+    /* gemm, col2im (phase-split interior, bounds-tested edges), then the softplus epilogue as
+     * a vectorised loop */
     KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_GEMM), 1);
     KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 2);
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    done(&g, &p, &prog);
+    /* 1-D, stride 3, padding 2, dilation 2, kernel 3, no epilogue (the gather writes the
+     * output itself): 2x5x23 -> 2x3x(22 * 3 - 4 + 4 + 1 + 1 = 68); phases without taps too */
+    static const char convt1d[] =
+        "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"y\"],\"values\":{"
+        T("x0", "f32", 2, 5, 23) "," T("p0", "f32", 5, 3, 3) "," T("p1", "f32", 3) "," T("y", "f32", 2, 3, 68) "},\"nodes\":["
+        "{\"op\":\"aten.convolution.default\",\"outputs\":[\"y\"],\"args\":[{\"name\":\"input\",\"tensor\":\"x0\"},"
+        "{\"name\":\"weight\",\"tensor\":\"p0\"},{\"name\":\"bias\",\"tensor\":\"p1\"},"
+        "{\"name\":\"stride\",\"list\":[{\"int\":3}]},{\"name\":\"padding\",\"list\":[{\"int\":2}]},"
+        "{\"name\":\"dilation\",\"list\":[{\"int\":2}]},{\"name\":\"transposed\",\"bool\":true},"
+        "{\"name\":\"output_padding\",\"list\":[{\"int\":1}]},{\"name\":\"groups\",\"int\":1}]}]}";
+    if (plan_lower(convt1d, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_GEMM), 1);
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 1);
     KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
     done(&g, &p, &prog);
 }

@@ -82,7 +82,8 @@ typedef struct kf_gsched {
                         * 3 (internal): only the math, for kernels vectorised by hand */
     int chunk;         /* elementwise loop: elements per inner vector loop (0: whole rows) */
     int tile;          /* KIR loop nests: tile size of the two outer loops (0: none); direct
-                        * conv: output positions per SIMD lane (0: 2) */
+                        * conv: output positions per SIMD lane (0: 2, or 4 for blocks of
+                        * at most 2 channels) */
     int unroll;        /* unroll factor of the innermost serial loop (0: none) */
     int block;         /* direct conv / matmul: output channels (columns) per register block */
 } kf_gsched;

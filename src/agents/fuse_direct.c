@@ -289,13 +289,14 @@ static int pick_block(const kf_conv_attr *a, int want) {
     return 1;
 }
 
-/* Output positions per lane: `want` (the schedule's tile; 0: 2) while the accumulators fit
+/* Output positions per lane: `want` (the schedule's tile; 0: 2, or 4 with at most 2 output
+ * channels per lane, so that enough independent FMA chains run) while the accumulators fit
  * in the 32 vector registers beside the inputs: spans of the row (ow, ow + span, ...) when
  * each is at least a vector long, else (*rows = 1) consecutive rows (first output dim) when
  * their count divides it, else fewer spans. */
 static int pick_parts(const kf_conv_attr *a, int want, int block, int *rows) {
     *rows = 0;
-    if (want <= 0) want = 2;
+    if (want <= 0) want = block <= 2 ? 4 : 2;   /* few channels per lane (depthwise): more positions */
     if (want > 4) want = 4;
     while (want > 1 && block * want + want > 28) want--;
     int64_t w = a->O[a->nsd - 1];

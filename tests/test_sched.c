@@ -370,6 +370,9 @@ static void test_vector_math(void) {
     /* positive values over a wide range for log */
     static float xl[NM];
     for (int i = 0; i < NM; i++) xl[i] = (i % 3 == 0 || i >= NM - 8) ? x[i] : (float)ldexp(1.0 + (i % 97) / 97.0, (i % 200) - 100);
+    xl[1] = 1e-40f; /* subnormals */
+    xl[2] = 3e-45f;
+    xl[4] = 1.1754942e-38f;
     static const kir_unop ops[] = {KIR_EXP, KIR_EXPM1, KIR_SIGMOID, KIR_TANH, KIR_ERF, KIR_LOG, KIR_LOG1P};
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
         kir_kernel *k = kir_kernel_new("vm");

@@ -36,6 +36,9 @@ typedef enum {
     KIR_ROUND /* half to even, like torch.round */, KIR_SIGN, KIR_ISNAN,
     KIR_EXP2I /* 2^trunc(x) for trunc(x) in the normal exponent range (f32: -126..127), by
                * building the float's exponent bits: the vector math's exp scaling */,
+    KIR_FREXP_M /* x's significand scaled into [1, 2) (finite normal x > 0) */,
+    KIR_FREXP_E /* x's unbiased binary exponent, as a float (finite normal x > 0): the
+                 * vector math's log range reduction */,
     KIR_UN_COUNT
 } kir_unop;
 

@@ -10,6 +10,7 @@
  * A small I64 constant is printed as a plain C int literal; an I64 add, subtract or multiply
  * whose operands are all such literals casts the first to int64_t so it cannot overflow int. */
 #include "kir/kir_rc.h"
+#include "kir/kir_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -177,12 +178,12 @@ static void kir_render_un(kir_rc *c, const kir_expr *e, kf_str *o) {
                  e->op == KIR_FLOOR ? "floor" : e->op == KIR_CEIL ? "ceil" : "nearbyint", f);
         kir_call1(c, fn, e->a, t, o);
         return;
-    case KIR_EXP2I:
+    case KIR_EXP2I: case KIR_FREXP_M: case KIR_FREXP_E:
         if (!flt) {
-            kir_rc_fail(c, KF_E_INVALID, "exp2i of type %s", kir_type_name(t));
+            kir_rc_fail(c, KF_E_INVALID, "%s of type %s", kir_unop_name(e->op), kir_type_name(t));
             return;
         }
-        snprintf(fn, sizeof fn, "kf_exp2i_%s", kir_tsuf(t));
+        snprintf(fn, sizeof fn, "kf_%s_%s", kir_unop_name(e->op), kir_tsuf(t));
         kir_call1(c, fn, e->a, t, o);
         return;
     case KIR_SIGN:

@@ -7,7 +7,8 @@
  *    each built from its exponent bits (KIR_EXP2I);
  *  - sigmoid(x) = 1 / (1 + exp(-x)); tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|);
  *  - erf(x): Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7); expm1(x) = exp(x) - 1;
- *  - log(x): scaling into [sqrt(1/2), sqrt(2)) and an atanh series; log1p(x) = log(1 + x).
+ *  - log(x): significand and exponent from the bits (KIR_FREXP_M / _E), the significand in
+ *    [sqrt(1/2), sqrt(2)), an atanh series; log1p(x) = log(1 + x).
  * Constants chosen by selects are loaded from a table the caller provides (see Z below);
  * without one (-1) they are plain literals.
  * Errors stay far inside kforge's float32 tolerance (1e-4); NaN and infinities come out
@@ -101,37 +102,24 @@ static int v_exp(mx *m, int x) {
     return bind(m, sel(m, B(m, KIR_LT, V(m, x), F(m, -87.3)), Z(m, 0.0), V(m, res)));
 }
 
-/* log(v) for v > 0: v = y * 2^k with y in [sqrt(1/2), sqrt(2)) found by halving and doubling
- * steps (selects between precomputed arms), then log(y) = 2 atanh((y - 1) / (y + 1)) by its
- * series to s^9 (|s| <= 0.172: error < 1e-9) plus k ln 2. v <= 0, infinities and NaN get what
- * libm gives: -inf at 0, NaN below, inf at inf. */
+/* log(v) for v > 0: v = y * 2^k with y in [sqrt(1/2), sqrt(2)) read off the float's bits
+ * (KIR_FREXP_M / KIR_FREXP_E; subnormal v is first scaled by 2^64), then log(y) =
+ * 2 atanh((y - 1) / (y + 1)) by its series to s^9 (|s| <= 0.172: error < 1e-9) plus k ln 2.
+ * v <= 0, infinities and NaN get what libm gives: -inf at 0, NaN below, inf at inf, NaN.
+ * Selects only choose between variables (constants come from the table), as elsewhere. */
 static int v_log(mx *m, int x) {
     kir_kernel *k = m->k;
-    int y = bind(m, V(m, x));
-    int e = bind(m, F(m, 0.0));
-    static const int steps[] = {64, 32, 16, 8, 4, 2, 1};
-    for (int i = 0; i < 7; i++) {
-        double up = 1.0, dn = 1.0;
-        for (int j = 0; j < steps[i]; j++) {
-            up *= 2.0;
-            dn *= 0.5;
-        }
-        /* y >= 2^b: y * 2^-b, e + b;  y < 2^-b: y * 2^b, e - b */
-        int big = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_GE, V(m, y), F(m, up))));
-        int small = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, y), F(m, dn))));
-        int yd = bind(m, B(m, KIR_MUL, V(m, y), F(m, dn))), yu = bind(m, B(m, KIR_MUL, V(m, y), F(m, up)));
-        int ed = bind(m, B(m, KIR_ADD, V(m, e), F(m, (double)steps[i])));
-        int eu = bind(m, B(m, KIR_SUB, V(m, e), F(m, (double)steps[i])));
-        y = bind(m, sel(m, V(m, big), V(m, yd), sel(m, V(m, small), V(m, yu), V(m, y))));
-        e = bind(m, sel(m, V(m, big), V(m, ed), sel(m, V(m, small), V(m, eu), V(m, e))));
-    }
-    /* now y in [0.5, 2): bring it into [sqrt(1/2), sqrt(2)) */
-    int hi = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_GE, V(m, y), F(m, 1.4142135623730951))));
-    int lo = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, y), F(m, 0.7071067811865476))));
-    int yh = bind(m, B(m, KIR_MUL, V(m, y), F(m, 0.5))), yl = bind(m, B(m, KIR_MUL, V(m, y), F(m, 2.0)));
-    int eh = bind(m, B(m, KIR_ADD, V(m, e), F(m, 1.0))), el = bind(m, B(m, KIR_SUB, V(m, e), F(m, 1.0)));
-    y = bind(m, sel(m, V(m, hi), V(m, yh), sel(m, V(m, lo), V(m, yl), V(m, y))));
-    e = bind(m, sel(m, V(m, hi), V(m, eh), sel(m, V(m, lo), V(m, el), V(m, e))));
+    int tiny = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, x), F(m, 1.1754943508222875e-38))));
+    int scale = bind(m, sel(m, V(m, tiny), Z(m, 18446744073709551616.0), Z(m, 1.0)));
+    int xs = bind(m, B(m, KIR_MUL, V(m, x), V(m, scale)));
+    int y0 = bind(m, kir_un(k, KIR_FREXP_M, V(m, xs)));
+    int e0 = bind(m, B(m, KIR_SUB, kir_un(k, KIR_FREXP_E, V(m, xs)), kir_un(k, KIR_FREXP_E, V(m, scale))));
+    /* y in [1, 2): bring it into [sqrt(1/2), sqrt(2)) */
+    int hi = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_GE, V(m, y0), F(m, 1.4142135623730951))));
+    int yh = bind(m, B(m, KIR_MUL, V(m, y0), F(m, 0.5)));
+    int eh = bind(m, B(m, KIR_ADD, V(m, e0), F(m, 1.0)));
+    int y = bind(m, sel(m, V(m, hi), V(m, yh), V(m, y0)));
+    int e = bind(m, sel(m, V(m, hi), V(m, eh), V(m, e0)));
     int sv = bind(m, B(m, KIR_DIV, B(m, KIR_SUB, V(m, y), F(m, 1.0)), B(m, KIR_ADD, V(m, y), F(m, 1.0))));
     int s2 = bind(m, B(m, KIR_MUL, V(m, sv), V(m, sv)));
     kir_expr *p = F(m, 1.0 / 9);
@@ -139,13 +127,15 @@ static int v_log(mx *m, int x) {
     for (int i = 0; i < 4; i++) p = B(m, KIR_ADD, B(m, KIR_MUL, p, V(m, s2)), F(m, c[i]));
     int lg = bind(m, B(m, KIR_ADD, B(m, KIR_MUL, B(m, KIR_MUL, p, V(m, sv)), F(m, 2.0)),
                       B(m, KIR_MUL, V(m, e), F(m, 0.6931471805599453))));
-    /* special values: 0 -> -inf, negative -> NaN, inf -> inf (NaN passes through) */
+    /* special values: 0 -> -inf, negative -> NaN, inf -> inf, NaN -> NaN */
     int zero = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_EQ, V(m, x), F(m, 0.0))));
     int neg = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, x), F(m, 0.0))));
     int inf = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_EQ, V(m, x), F(m, INFINITY))));
+    int nan = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_NE, V(m, x), V(m, x))));
     int r1 = bind(m, sel(m, V(m, zero), Z(m, -INFINITY), V(m, lg)));
     int r2 = bind(m, sel(m, V(m, neg), Z(m, NAN), V(m, r1)));
-    return bind(m, sel(m, V(m, inf), Z(m, INFINITY), V(m, r2)));
+    int r3 = bind(m, sel(m, V(m, nan), V(m, x), V(m, r2)));
+    return bind(m, sel(m, V(m, inf), Z(m, INFINITY), V(m, r3)));
 }
 
 static kir_expr *v_math(mx *m, int op, kir_expr *arg) {

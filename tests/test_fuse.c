@@ -345,19 +345,21 @@ static void conv_impls(const char *json, int expect_im2col) {
     static const kf_impl impls[] = {KF_IMPL_KIR, KF_IMPL_IM2COL, KF_IMPL_DIRECT};
     for (int i = 0; i < 3; i++) {
         if (!kf_fuse_impl_ok(&g, &p, 0, impls[i])) continue;
-        for (int block = 1; block <= 4; block += 3) {
-            kf_gsched s;
-            kf_gsched_auto(&g, &p, 0, &s);
-            s.impl = impls[i];
-            s.block = block;
-            kf_program v;
-            kf_err err;
-            KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, &s, "cpu", "test", &v, &err), 0);
-            double d = compare_with_naive(&g, &v);
-            if (!(d < 1e-4)) fprintf(stderr, "  impl %d block %d: %g\n", (int)impls[i], block, d);
-            KF_CHECK(d < 1e-4);
-            kf_program_free(&v);
-        }
+        for (int block = 1; block <= 4; block += 3)
+            for (int parts = 1; parts <= (impls[i] == KF_IMPL_DIRECT ? 3 : 1); parts++) {
+                kf_gsched s;
+                kf_gsched_auto(&g, &p, 0, &s);
+                s.impl = impls[i];
+                s.block = block;
+                s.tile = impls[i] == KF_IMPL_DIRECT ? parts : s.tile;  /* direct: output positions per lane */
+                kf_program v;
+                kf_err err;
+                KF_CHECK_EQ_INT(kf_fuse_lower(&g, &p, &s, "cpu", "test", &v, &err), 0);
+                double d = compare_with_naive(&g, &v);
+                if (!(d < 1e-4)) fprintf(stderr, "  impl %d block %d parts %d: %g\n", (int)impls[i], block, parts, d);
+                KF_CHECK(d < 1e-4);
+                kf_program_free(&v);
+            }
     }
     done(&g, &p, &prog);
 }
@@ -388,6 +390,21 @@ static void test_conv_variants(void) {
         T("x0", "f32", 3, 5, 40) "," T("p0", "f32", 8, 5, 4) "," T("p1", "f32", 8) "," T("y", "f32", 3, 8, 14) "},"
         "\"nodes\":[" CONV_NODE("[{\"int\":3}]", "[{\"int\":2}]", "[{\"int\":1}]", "1") "]}";
     conv_impls(conv1d, 1);
+    /* rows wider than a 16-lane vector: spans of a row per lane, an overlapping last vector
+     * (37 = 16 + 16 + 5 and 37 / 2 = 18 + a one-position tail), consecutive rows (4 / 2):
+     * 2x6x4x37 -> 2x8x4x37 (3x3, padding 1) */
+    static const char wide[] =
+        "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"y\"],\"values\":{"
+        T("x0", "f32", 2, 6, 4, 37) "," T("p0", "f32", 8, 6, 3, 3) "," T("p1", "f32", 8) "," T("y", "f32", 2, 8, 4, 37) "},"
+        "\"nodes\":[" CONV_NODE("[{\"int\":1},{\"int\":1}]", "[{\"int\":1},{\"int\":1}]", "[{\"int\":1},{\"int\":1}]", "1") "]}";
+    conv_impls(wide, 1);
+    /* 1-D, stride 2, padding 1 over a channel plane of 64 floats (copied with a skewed
+     * stride): 2x4x64 -> 2x8x32 */
+    static const char wide1d[] =
+        "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"y\"],\"values\":{"
+        T("x0", "f32", 2, 4, 64) "," T("p0", "f32", 8, 4, 3) "," T("p1", "f32", 8) "," T("y", "f32", 2, 8, 32) "},"
+        "\"nodes\":[" CONV_NODE("[{\"int\":2}]", "[{\"int\":1}]", "[{\"int\":1}]", "1") "]}";
+    conv_impls(wide1d, 1);
 }
 
 static void test_conv_transposed(void) {
@@ -415,9 +432,28 @@ static void test_conv_transposed(void) {
     kf_gsched s;
     kf_gsched_auto(&g, &p, 0, &s);
     KF_CHECK_EQ_INT(s.impl, KF_IMPL_IM2COL);
-    /* gemm, col2im (scalar), then the softplus epilogue as a vectorised loop */
+    /* gemm, col2im (phase-split interior, bounds-tested edges), then the softplus epilogue as
+     * a vectorised loop */
     KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_GEMM), 1);
     KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 2);
+    KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
+    done(&g, &p, &prog);
+    /* 1-D, stride 3, padding 2, dilation 2, kernel 3, no epilogue (the gather writes the
+     * output itself): 2x5x23 -> 2x3x(22 * 3 - 4 + 4 + 1 + 1 = 68); phases without taps too */
+    static const char convt1d[] =
+        "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"y\"],\"values\":{"
+        T("x0", "f32", 2, 5, 23) "," T("p0", "f32", 5, 3, 3) "," T("p1", "f32", 3) "," T("y", "f32", 2, 3, 68) "},\"nodes\":["
+        "{\"op\":\"aten.convolution.default\",\"outputs\":[\"y\"],\"args\":[{\"name\":\"input\",\"tensor\":\"x0\"},"
+        "{\"name\":\"weight\",\"tensor\":\"p0\"},{\"name\":\"bias\",\"tensor\":\"p1\"},"
+        "{\"name\":\"stride\",\"list\":[{\"int\":3}]},{\"name\":\"padding\",\"list\":[{\"int\":2}]},"
+        "{\"name\":\"dilation\",\"list\":[{\"int\":2}]},{\"name\":\"transposed\",\"bool\":true},"
+        "{\"name\":\"output_padding\",\"list\":[{\"int\":1}]},{\"name\":\"groups\",\"int\":1}]}]}";
+    if (plan_lower(convt1d, &g, &p, &prog)) {
+        KF_CHECK(0);
+        return;
+    }
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_GEMM), 1);
+    KF_CHECK_EQ_INT(count_steps(&prog, KF_STEP_LAUNCH), 1);
     KF_CHECK(compare_with_naive(&g, &prog) < 1e-4);
     done(&g, &p, &prog);
 }

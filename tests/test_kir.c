@@ -90,6 +90,9 @@ static void test_types(void) {
     KF_CHECK_EQ_INT(kir_un(k, KIR_ISNAN, lf)->type, KIR_T_BOOL);
     KF_CHECK_EQ_INT(kir_select(k, cmp, li, lf)->type, KIR_T_F32);
     KF_CHECK_EQ_INT(kir_cast(k, KIR_T_I32, lf)->type, KIR_T_I32);
+    KF_CHECK_EQ_INT(kir_fma(k, lf, lf, lf)->type, KIR_T_F32);
+    KF_CHECK_EQ_INT(kir_fma(k, lf, li, kir_flt(k, 1, KIR_T_F64))->type, KIR_T_F64);
+    KF_CHECK(kir_fma(k, li, li, li) == NULL); /* integers have no fused multiply-add */
     KF_CHECK_EQ_INT(kir_int(k, 3)->type, KIR_T_I64);
     KF_CHECK_EQ_INT(kir_flt(k, 3, KIR_T_I32)->type, KIR_T_F32);
     KF_CHECK(kir_add(k, NULL, lf) == NULL);
@@ -242,6 +245,11 @@ static void test_render_all_ops(void) {
             kir_append(k, loop, kir_store(k, bufs[t], kir_var(k, i), kir_bin(k, (kir_binop)op, x, y)));
         }
     }
+    /* fused multiply-add in float32 (operands of other types converted) and float64 */
+    kir_expr *xf = kir_load(k, bufs[0], kir_var(k, i)), *xi = kir_load(k, bufs[2], kir_var(k, i));
+    kir_append(k, loop, kir_store(k, bufs[0], kir_var(k, i), kir_fma(k, xf, xi, xf)));
+    kir_expr *xd = kir_load(k, bufs[1], kir_var(k, i));
+    kir_append(k, loop, kir_store(k, bufs[1], kir_var(k, i), kir_fma(k, xd, xd, xd)));
     kf_err err = {0};
     int rc;
     char *src = render1(k, &err, &rc);
@@ -254,6 +262,9 @@ static void test_render_all_ops(void) {
     KF_CHECK(strstr(src, "(1.0f / sqrtf(bf32[i]))"));
     KF_CHECK(strstr(src, "bf16[i] = kf_f32_to_f16("));
     KF_CHECK(strstr(src, "kf_f16_to_f32(bf16[i])"));
+    KF_CHECK_MSG(strstr(src, "bf32[i] = fmaf(bf32[i], ((float)bi32[i]), bf32[i]);"), "%s", src);
+    KF_CHECK(strstr(src, "bf64[i] = fma(bf64[i], bf64[i], bf64[i]);"));
+    KF_CHECK(strstr(src, "kf_exp2i_f32(bf32[i])") && strstr(src, "kf_exp2i_f64(bf64[i])"));
     int ok = compile_clean(src);
     if (ok < 0) KF_SKIP("no C compiler");
     KF_CHECK(ok == 1);

@@ -370,6 +370,9 @@ static void test_vector_math(void) {
     /* positive values over a wide range for log */
     static float xl[NM];
     for (int i = 0; i < NM; i++) xl[i] = (i % 3 == 0 || i >= NM - 8) ? x[i] : (float)ldexp(1.0 + (i % 97) / 97.0, (i % 200) - 100);
+    xl[1] = 1e-40f; /* subnormals */
+    xl[2] = 3e-45f;
+    xl[4] = 1.1754942e-38f;
     static const kir_unop ops[] = {KIR_EXP, KIR_EXPM1, KIR_SIGMOID, KIR_TANH, KIR_ERF, KIR_LOG, KIR_LOG1P};
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
         kir_kernel *k = kir_kernel_new("vm");
@@ -426,6 +429,55 @@ static void test_vector_math(void) {
     }
 }
 
+/* elu: y = x > 0 ? x : exp(x) - 1. The exp sits in a select branch, but the statement reads
+ * the same x unconditionally: x is read once into a local, the exp is rewritten and the
+ * result matches libm. exp(z[i]) in a branch whose element is not read unconditionally (a
+ * guarded gather) is left alone. */
+static void test_vector_math_guarded(void) {
+    enum { NE = 1031 };
+    static float x[NE], y[NE];
+    for (int i = 0; i < NE; i++) x[i] = -20.0f + 40.0f * (float)i / (float)NE;
+    kir_kernel *k = kir_kernel_new("elu");
+    int yb = kir_add_buf(k, "y", KF_F32, 1), xb = kir_add_buf(k, "x", KF_F32, 0);
+    int vi = kir_add_var(k, "i", KIR_T_I64);
+    kir_stmt *l = kir_for(k, vi, kir_int(k, 0), kir_int(k, NE), 1, KIR_LOOP_VECTOR);
+    kir_append(k, k->body, l);
+    kir_expr *xi = kir_load(k, xb, kir_var(k, vi));
+    kir_expr *neg = kir_bin(k, KIR_SUB, kir_un(k, KIR_EXP, kir_load(k, xb, kir_var(k, vi))), kir_flt(k, 1.0, KIR_T_F32));
+    kir_expr *v = kir_select(k, kir_bin(k, KIR_GT, xi, kir_flt(k, 0.0, KIR_T_F32)), kir_load(k, xb, kir_var(k, vi)), neg);
+    kir_append(k, l, kir_store(k, yb, kir_var(k, vi), v));
+    KF_CHECK_EQ_INT(kir_sched_vector_math(k, -1), 1);
+    void *h = NULL;
+    char *src = NULL;
+    un_fn f = (un_fn)build(k, &h, &src);
+    KF_CHECK(f != NULL);
+    KF_CHECK_MSG(src && !strstr(src, "expf(") && !strstr(src, "? x[i]"), "%s", src ? src : "");
+    free(src);
+    if (f) {
+        f(y, x, NULL);
+        int bad = 0;
+        for (int i = 0; i < NE; i++) {
+            double ref = x[i] > 0 ? x[i] : exp((double)x[i]) - 1.0;
+            if (!(fabs(y[i] - ref) <= 1e-6 + 1e-6 * fabs(ref))) bad++;
+        }
+        KF_CHECK_EQ_INT(bad, 0);
+    }
+    kir_kernel_free(k);
+    /* the branch reads x[i + 1], which the statement does not read otherwise: untouched */
+    k = kir_kernel_new("guarded");
+    yb = kir_add_buf(k, "y", KF_F32, 1);
+    xb = kir_add_buf(k, "x", KF_F32, 0);
+    vi = kir_add_var(k, "i", KIR_T_I64);
+    l = kir_for(k, vi, kir_int(k, 0), kir_int(k, NE - 1), 1, KIR_LOOP_VECTOR);
+    kir_append(k, k->body, l);
+    kir_expr *far = kir_load(k, xb, kir_add(k, kir_var(k, vi), kir_int(k, 1)));
+    v = kir_select(k, kir_bin(k, KIR_GT, kir_load(k, xb, kir_var(k, vi)), kir_flt(k, 0.0, KIR_T_F32)),
+                   kir_un(k, KIR_EXP, far), kir_flt(k, 0.0, KIR_T_F32));
+    kir_append(k, l, kir_store(k, yb, kir_var(k, vi), v));
+    KF_CHECK_EQ_INT(kir_sched_vector_math(k, -1), 0);
+    kir_kernel_free(k);
+}
+
 int main(void) {
     snprintf(workdir, sizeof workdir, "/tmp/kf_test_sched_%ld", (long)getpid());
     char cmd[512];
@@ -437,6 +489,7 @@ int main(void) {
     KF_RUN(test_legality);
     KF_RUN(test_elementwise_chunks);
     KF_RUN(test_vector_math);
+    KF_RUN(test_vector_math_guarded);
     KF_RUN(test_unflatten);
     snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", workdir);

@@ -85,7 +85,9 @@ typedef struct kf_gsched {
                         * vectorisable float32 exp/tanh/sigmoid/erf/log in them (default 2);
                         * 3 (internal): only the math, for kernels vectorised by hand */
     int chunk;         /* elementwise loop: elements per inner vector loop (0: whole rows) */
-    int tile;          /* KIR loop nests: tile size of the two outer loops (0: none) */
+    int tile;          /* KIR loop nests: tile size of the two outer loops (0: none); direct
+                        * conv: output positions per SIMD lane (0: 2, or 4 for blocks of
+                        * at most 2 channels) */
     int unroll;        /* unroll factor of the innermost serial loop (0: none) */
     int block;         /* direct conv / matmul: output channels (columns) per register block */
     /* gpu = 1: the schedule is for a GPU target (set from the search's target, not part of
@@ -245,10 +247,13 @@ typedef struct kf_conv_attr {
 int kf_fl_conv_attr(const kf_graph *g, const kf_node *n, kf_conv_attr *a);
 /* The input a->x (N x Cin x I...) padded by a->pad with `fill` into a scratch buffer, the last
  * dim stored phase by phase when a->stride of it is > 1 (position p at (p % s) * PW + p / s);
- * IP gets the stored dims, *PW the phase length. The input's own buffer when nothing changes.
- * Returns the program buffer or a negative error. */
-int kf_fl_pad_input(kf_fl *c, const kf_conv_attr *a, double fill, const kf_gsched *s, int64_t *IP, int64_t *PW,
-                    kf_err *err);
+ * IP gets the stored dims, *PW the phase length. skew (for kernels that read many channels at
+ * the same position): channel planes are *CS floats apart, CS a multiple of 16 and an odd
+ * multiple of 64 bytes (the input is copied even without padding when its own plane is a
+ * multiple of 256 bytes); without skew CS is the plane size (CS may be NULL). The input's own
+ * buffer when nothing changes. Returns the program buffer or a negative error. */
+int kf_fl_pad_input(kf_fl *c, const kf_conv_attr *a, double fill, int skew, const kf_gsched *s, int64_t *IP,
+                    int64_t *PW, int64_t *CS, kf_err *err);
 /* Training-mode batch norm of a [N, C] input (fuse_bnorm.c): DIRECT for such groups. */
 int kf_fl_bnorm_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 int kf_fl_bnorm(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);

@@ -90,7 +90,7 @@ int kf_fl_pool(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     const kf_conv_attr *a = &ps.a;
     int64_t IP[3], PW = 0;
     c->gi = gi;
-    int xpp = kf_fl_pad_input(c, a, ps.is_max ? -INFINITY : 0.0, s, IP, &PW, err);
+    int xpp = kf_fl_pad_input(c, a, ps.is_max ? -INFINITY : 0.0, 0, s, IP, &PW, NULL, err);
     if (xpp < 0) return xpp;
     c->gi = gi;
     int rc = kf_fl_kernel_begin(c, err);

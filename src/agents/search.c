@@ -1,7 +1,8 @@
 /* search.c: the search agent (search.h). Per problem it builds the schedule space
  * (search_space.c) and proposes in rounds:
  *  - round 1: the cached best schedule for this problem's signature (search_cache.c) when
- *    there is one, else the automatic schedule and its most promising neighbour;
+ *    there is one and the automatic schedule, else the automatic schedule and its most
+ *    promising neighbour;
  *  - later rounds: the verified candidates are ranked by their own median time; candidates
  *    more than drop_ratio times slower than the best are dropped; the best `beam` ones are
  *    expanded into neighbours not tried yet; when nothing verified yet, the one-op-per-group
@@ -168,13 +169,14 @@ static void plan_round(ks_state *st, want *w, int limit) {
             free(s);
             free(cached);
         }
-        /* a cache hit is the first round on its own; later rounds still explore around it */
-        if (st->cached_ms > 0) return;
+        /* a cache hit comes first, with the automatic schedule beside it (the cache may hold
+         * a schedule chosen before better implementations existed, or timed on a busy
+         * machine); later rounds explore around the better one */
         kf_gsched *d = kf_search_default(&st->sp, 0);
         char *dk = d ? kf_search_key(&st->sp, 0, d) : NULL;
         free(d);
         want_add(w, st, dk);
-        if (dk && w->n < limit) want_neighbours(w, st, dk, minor, limit - w->n);
+        if (dk && w->n < limit && st->cached_ms <= 0) want_neighbours(w, st, dk, minor, limit - w->n);
         free(dk);
         return;
     }

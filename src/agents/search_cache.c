@@ -10,7 +10,7 @@
 #include "agents/search.h"
 #include "core/kf_str.h"
 
-#define KF_SEARCH_VERSION "search-v2"
+#define KF_SEARCH_VERSION "search-v3"
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const unsigned char *s = p;

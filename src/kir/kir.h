@@ -3,7 +3,7 @@
  * A kernel has buffer parameters (typed pointers), variables (loop indices and locals) and a
  * body of statements: loops (serial, parallel, vector, unrolled), stores, local declarations
  * and assignments, ifs, barriers. Expressions: integer and float constants, variables, loads,
- * unary and binary ops, select, cast. Shapes are baked in as constants (kernels are
+ * unary and binary ops, select, cast, fused multiply-add. Shapes are baked in as constants (kernels are
  * specialised to the problem's shapes). All nodes live in the kernel's arena and are freed
  * with it. Renderers: kir_render_c (C with OpenMP), kir_render_cuda (CUDA C for NVRTC);
  * OpenCL/Metal later.
@@ -26,13 +26,20 @@ typedef enum { KIR_T_BOOL, KIR_T_I32, KIR_T_I64, KIR_T_F32, KIR_T_F64 } kir_type
 
 typedef enum {
     KIR_E_CONST_I, KIR_E_CONST_F, KIR_E_VAR, KIR_E_LOAD, KIR_E_UN, KIR_E_BIN, KIR_E_SELECT,
-    KIR_E_CAST
+    KIR_E_CAST,
+    KIR_E_FMA    /* a * b + c rounded once (float types only): dot-product accumulations */
 } kir_expr_kind;
 
 typedef enum {
     KIR_NEG, KIR_NOT, KIR_ABS, KIR_EXP, KIR_EXPM1, KIR_LOG, KIR_LOG1P, KIR_SQRT, KIR_RSQRT,
     KIR_RECIP, KIR_TANH, KIR_SIGMOID, KIR_ERF, KIR_SIN, KIR_COS, KIR_FLOOR, KIR_CEIL,
-    KIR_ROUND /* half to even, like torch.round */, KIR_SIGN, KIR_ISNAN, KIR_UN_COUNT
+    KIR_ROUND /* half to even, like torch.round */, KIR_SIGN, KIR_ISNAN,
+    KIR_EXP2I /* 2^trunc(x) for trunc(x) in the normal exponent range (f32: -126..127), by
+               * building the float's exponent bits: the vector math's exp scaling */,
+    KIR_FREXP_M /* x's significand scaled into [1, 2) (finite normal x > 0) */,
+    KIR_FREXP_E /* x's unbiased binary exponent, as a float (finite normal x > 0): the
+                 * vector math's log range reduction */,
+    KIR_UN_COUNT
 } kir_unop;
 
 typedef enum {
@@ -113,6 +120,10 @@ kir_expr *kir_un(kir_kernel *k, kir_unop op, kir_expr *a);
 kir_expr *kir_bin(kir_kernel *k, kir_binop op, kir_expr *a, kir_expr *b);
 kir_expr *kir_select(kir_kernel *k, kir_expr *cond, kir_expr *a, kir_expr *b);
 kir_expr *kir_cast(kir_kernel *k, kir_type t, kir_expr *a);
+/* a * b + c with one rounding (C fmaf / fma), in the widest operand type, which must be a
+ * float type (NULL otherwise). For multiply-accumulate loops (convolution, matmul), where it
+ * is what vendor libraries do and is at least as accurate as a separate multiply and add. */
+kir_expr *kir_fma(kir_kernel *k, kir_expr *a, kir_expr *b, kir_expr *c);
 /* Shorthands */
 kir_expr *kir_add(kir_kernel *k, kir_expr *a, kir_expr *b);
 kir_expr *kir_mul(kir_kernel *k, kir_expr *a, kir_expr *b);

@@ -107,6 +107,19 @@ kir_expr *kir_cast(kir_kernel *k, kir_type t, kir_expr *a) {
     return e;
 }
 
+kir_expr *kir_fma(kir_kernel *k, kir_expr *a, kir_expr *b, kir_expr *c) {
+    if (!a || !b || !c) return NULL;
+    kir_type t = a->type > b->type ? a->type : b->type;
+    if (c->type > t) t = c->type;
+    if (!kir_is_float(t)) return NULL;
+    kir_expr *e = kir_expr_new(k, KIR_E_FMA, t);
+    if (!e) return NULL;
+    e->a = a;
+    e->b = b;
+    e->c = c;
+    return e;
+}
+
 kir_expr *kir_add(kir_kernel *k, kir_expr *a, kir_expr *b) { return kir_bin(k, KIR_ADD, a, b); }
 kir_expr *kir_mul(kir_kernel *k, kir_expr *a, kir_expr *b) { return kir_bin(k, KIR_MUL, a, b); }
 

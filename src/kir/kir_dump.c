@@ -66,6 +66,15 @@ static void kir_dump_expr(const kir_kernel *k, const kir_expr *e, kf_str *out) {
         kir_dump_expr(k, e->c, out);
         kf_str_append(out, ")");
         break;
+    case KIR_E_FMA:
+        kf_str_append(out, "fma(");
+        kir_dump_expr(k, e->a, out);
+        kf_str_append(out, ", ");
+        kir_dump_expr(k, e->b, out);
+        kf_str_append(out, ", ");
+        kir_dump_expr(k, e->c, out);
+        kf_str_append(out, ")");
+        break;
     case KIR_E_CAST:
         kf_str_appendf(out, "%s(", kir_type_name(e->type));
         kir_dump_expr(k, e->a, out);

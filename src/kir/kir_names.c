@@ -10,7 +10,8 @@ const char *kir_unop_name(int op) {
         [KIR_RSQRT] = "rsqrt", [KIR_RECIP] = "recip", [KIR_TANH] = "tanh",
         [KIR_SIGMOID] = "sigmoid", [KIR_ERF] = "erf", [KIR_SIN] = "sin", [KIR_COS] = "cos",
         [KIR_FLOOR] = "floor", [KIR_CEIL] = "ceil", [KIR_ROUND] = "round", [KIR_SIGN] = "sign",
-        [KIR_ISNAN] = "isnan",
+        [KIR_ISNAN] = "isnan", [KIR_EXP2I] = "exp2i",
+        [KIR_FREXP_M] = "frexp_m", [KIR_FREXP_E] = "frexp_e",
     };
     return op >= 0 && op < KIR_UN_COUNT && names[op] ? names[op] : "?";
 }

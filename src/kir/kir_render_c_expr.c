@@ -10,6 +10,7 @@
  * A small I64 constant is printed as a plain C int literal; an I64 add, subtract or multiply
  * whose operands are all such literals casts the first to int64_t so it cannot overflow int. */
 #include "kir/kir_rc.h"
+#include "kir/kir_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -175,6 +176,14 @@ static void kir_render_un(kir_rc *c, const kir_expr *e, kf_str *o) {
         }
         snprintf(fn, sizeof fn, "%s%s",
                  e->op == KIR_FLOOR ? "floor" : e->op == KIR_CEIL ? "ceil" : "nearbyint", f);
+        kir_call1(c, fn, e->a, t, o);
+        return;
+    case KIR_EXP2I: case KIR_FREXP_M: case KIR_FREXP_E:
+        if (!flt) {
+            kir_rc_fail(c, KF_E_INVALID, "%s of type %s", kir_unop_name(e->op), kir_type_name(t));
+            return;
+        }
+        snprintf(fn, sizeof fn, "kf_%s_%s", kir_unop_name(e->op), kir_tsuf(t));
         kir_call1(c, fn, e->a, t, o);
         return;
     case KIR_SIGN:
@@ -353,6 +362,19 @@ void kir_rc_expr(kir_rc *c, const kir_expr *e, kf_str *o) {
         return;
     case KIR_E_CAST:
         kir_rc_expr_as(c, e->a, e->type, o);
+        return;
+    case KIR_E_FMA:
+        if (!kir_is_flt(e->type)) {
+            kir_rc_fail(c, KF_E_INVALID, "fused multiply-add of type %s", kir_type_name(e->type));
+            return;
+        }
+        kf_str_append(o, e->type == KIR_T_F32 ? "fmaf(" : "fma(");
+        kir_rc_expr_as(c, e->a, e->type, o);
+        kf_str_append(o, ", ");
+        kir_rc_expr_as(c, e->b, e->type, o);
+        kf_str_append(o, ", ");
+        kir_rc_expr_as(c, e->c, e->type, o);
+        kf_str_append(o, ")");
         return;
     }
     kir_rc_fail(c, KF_E_INVALID, "unknown expression kind %d", (int)e->kind);

@@ -3,17 +3,19 @@
  * exp, expm1, sigmoid, tanh and erf are rewritten into plain KIR arithmetic:
  *  - exp(x): x clamped to [-87.3, 89] (below: 0; above: overflows to inf as it should),
  *    n = round(x / ln2) (by adding and subtracting 1.5 * 2^23), r = x - n ln2 (two-part ln2), p = degree-7 Taylor polynomial of
- *    e^r (|r| <= 0.35: relative error < 2e-7), times 2^n built from the bits of |n| / 2 by
- *    selects (no bit casts in KIR), divided instead of multiplied for negative n;
+ *    e^r (|r| <= 0.35: relative error < 2e-7), times 2^h and 2^(n - h), h = round(n / 2),
+ *    each built from its exponent bits (KIR_EXP2I);
  *  - sigmoid(x) = 1 / (1 + exp(-x)); tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|);
  *  - erf(x): Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7); expm1(x) = exp(x) - 1;
- *  - log(x): scaling into [sqrt(1/2), sqrt(2)) and an atanh series; log1p(x) = log(1 + x).
+ *  - log(x): significand and exponent from the bits (KIR_FREXP_M / _E), the significand in
+ *    [sqrt(1/2), sqrt(2)), an atanh series; log1p(x) = log(1 + x).
  * Constants chosen by selects are loaded from a table the caller provides (see Z below);
  * without one (-1) they are plain literals.
  * Errors stay far inside kforge's float32 tolerance (1e-4); NaN and infinities come out
  * where libm gives them. Intermediate values are bound to locals declared just before the
  * statement using them; an argument that reads memory inside a select branch or the right
- * side of && / || is left alone (evaluating it early could read out of bounds). */
+ * side of && / || is left alone (evaluating it early could read out of bounds), unless the
+ * statement reads the same element unconditionally anyway (elu: x > 0 ? x : exp(x) - 1). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,8 @@
 
 typedef struct mx {
     kir_kernel *k;
+    const kir_expr *safe[64]; /* loads the statement being rewritten evaluates unconditionally */
+    int n_safe;
     kir_stmt *pre;       /* where locals of the statement being rewritten go */
     kir_stmt *cpre;      /* where the table's constants go: before the vector loop */
     int cvar[32];        /* table index -> local holding it, or -1 */
@@ -69,7 +73,6 @@ static int bind(mx *m, kir_expr *e) {
 static kir_expr *V(mx *m, int v) { return kir_var(m->k, v); }
 static kir_expr *B(mx *m, kir_binop op, kir_expr *a, kir_expr *b) { return kir_bin(m->k, op, a, b); }
 static kir_expr *sel(mx *m, kir_expr *c, kir_expr *a, kir_expr *b) { return kir_select(m->k, c, a, b); }
-static kir_expr *I32(mx *m, int64_t v) { return kir_cast(m->k, KIR_T_I32, kir_int(m->k, v)); }
 
 /* Round to nearest integer for |v| < 2^22: (v + 1.5 * 2^23) - 1.5 * 2^23 (floorf does not
  * vectorise without -fno-trapping-math; this is exact IEEE arithmetic, kept by the compiler
@@ -89,57 +92,34 @@ static int v_exp(mx *m, int x) {
     kir_expr *p = F(m, c[0]);
     for (int i = 1; i < 8; i++) p = B(m, KIR_ADD, B(m, KIR_MUL, p, V(m, r)), F(m, c[i]));
     int pv = bind(m, p);
-    int a = bind(m, kir_un(k, KIR_ABS, V(m, n)));
-    int h = bind(m, rnd(m, B(m, KIR_SUB, B(m, KIR_MUL, V(m, a), F(m, 0.5)), F(m, 0.25))));
-    int hi = bind(m, kir_cast(k, KIR_T_I32, V(m, h)));
-    int q = bind(m, F(m, 1.0));
-    for (int i = 0; i < 7; i++) {
-        kir_expr *bit = B(m, KIR_NE, B(m, KIR_MOD, B(m, KIR_DIV, V(m, hi), I32(m, (int64_t)1 << i)), I32(m, 2)), I32(m, 0));
-        double f = 1.0;
-        for (int j = 0; j < (1 << i); j++) f *= 2.0;
-        q = bind(m, B(m, KIR_MUL, V(m, q), sel(m, bit, Z(m, f), Z(m, 1.0))));
-    }
-    /* a = 2h or 2h + 1 */
-    int qq = bind(m, B(m, KIR_MUL, V(m, q), F(m, 2.0)));
-    int q2 = bind(m, sel(m, B(m, KIR_GT, B(m, KIR_SUB, V(m, a), B(m, KIR_MUL, V(m, h), F(m, 2.0))), F(m, 0.5)),
-                         V(m, qq), V(m, q)));
-    int pos = bind(m, B(m, KIR_MUL, B(m, KIR_MUL, V(m, pv), V(m, q)), V(m, q2)));
-    int neg = bind(m, B(m, KIR_DIV, B(m, KIR_DIV, V(m, pv), V(m, q)), V(m, q2)));
-    int res = bind(m, sel(m, B(m, KIR_LT, V(m, n), F(m, 0.0)), V(m, neg), V(m, pos)));
+    /* 2^n = 2^h * 2^(n - h), h = n / 2 rounded: both factors are normal floats for n in
+     * [-126, 128], and the products round once (exact until the result is subnormal). (A
+     * float -> int -> float round trip would keep GCC from vectorising the loop.) */
+    int h = bind(m, rnd(m, B(m, KIR_MUL, V(m, n), F(m, 0.5))));
+    int q = bind(m, kir_un(k, KIR_EXP2I, V(m, h)));
+    int q2 = bind(m, kir_un(k, KIR_EXP2I, B(m, KIR_SUB, V(m, n), V(m, h))));
+    int res = bind(m, B(m, KIR_MUL, B(m, KIR_MUL, V(m, pv), V(m, q)), V(m, q2)));
     return bind(m, sel(m, B(m, KIR_LT, V(m, x), F(m, -87.3)), Z(m, 0.0), V(m, res)));
 }
 
-/* log(v) for v > 0: v = y * 2^k with y in [sqrt(1/2), sqrt(2)) found by halving and doubling
- * steps (selects between precomputed arms), then log(y) = 2 atanh((y - 1) / (y + 1)) by its
- * series to s^9 (|s| <= 0.172: error < 1e-9) plus k ln 2. v <= 0, infinities and NaN get what
- * libm gives: -inf at 0, NaN below, inf at inf. */
+/* log(v) for v > 0: v = y * 2^k with y in [sqrt(1/2), sqrt(2)) read off the float's bits
+ * (KIR_FREXP_M / KIR_FREXP_E; subnormal v is first scaled by 2^64), then log(y) =
+ * 2 atanh((y - 1) / (y + 1)) by its series to s^9 (|s| <= 0.172: error < 1e-9) plus k ln 2.
+ * v <= 0, infinities and NaN get what libm gives: -inf at 0, NaN below, inf at inf, NaN.
+ * Selects only choose between variables (constants come from the table), as elsewhere. */
 static int v_log(mx *m, int x) {
     kir_kernel *k = m->k;
-    int y = bind(m, V(m, x));
-    int e = bind(m, F(m, 0.0));
-    static const int steps[] = {64, 32, 16, 8, 4, 2, 1};
-    for (int i = 0; i < 7; i++) {
-        double up = 1.0, dn = 1.0;
-        for (int j = 0; j < steps[i]; j++) {
-            up *= 2.0;
-            dn *= 0.5;
-        }
-        /* y >= 2^b: y * 2^-b, e + b;  y < 2^-b: y * 2^b, e - b */
-        int big = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_GE, V(m, y), F(m, up))));
-        int small = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, y), F(m, dn))));
-        int yd = bind(m, B(m, KIR_MUL, V(m, y), F(m, dn))), yu = bind(m, B(m, KIR_MUL, V(m, y), F(m, up)));
-        int ed = bind(m, B(m, KIR_ADD, V(m, e), F(m, (double)steps[i])));
-        int eu = bind(m, B(m, KIR_SUB, V(m, e), F(m, (double)steps[i])));
-        y = bind(m, sel(m, V(m, big), V(m, yd), sel(m, V(m, small), V(m, yu), V(m, y))));
-        e = bind(m, sel(m, V(m, big), V(m, ed), sel(m, V(m, small), V(m, eu), V(m, e))));
-    }
-    /* now y in [0.5, 2): bring it into [sqrt(1/2), sqrt(2)) */
-    int hi = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_GE, V(m, y), F(m, 1.4142135623730951))));
-    int lo = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, y), F(m, 0.7071067811865476))));
-    int yh = bind(m, B(m, KIR_MUL, V(m, y), F(m, 0.5))), yl = bind(m, B(m, KIR_MUL, V(m, y), F(m, 2.0)));
-    int eh = bind(m, B(m, KIR_ADD, V(m, e), F(m, 1.0))), el = bind(m, B(m, KIR_SUB, V(m, e), F(m, 1.0)));
-    y = bind(m, sel(m, V(m, hi), V(m, yh), sel(m, V(m, lo), V(m, yl), V(m, y))));
-    e = bind(m, sel(m, V(m, hi), V(m, eh), sel(m, V(m, lo), V(m, el), V(m, e))));
+    int tiny = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, x), F(m, 1.1754943508222875e-38))));
+    int scale = bind(m, sel(m, V(m, tiny), Z(m, 18446744073709551616.0), Z(m, 1.0)));
+    int xs = bind(m, B(m, KIR_MUL, V(m, x), V(m, scale)));
+    int y0 = bind(m, kir_un(k, KIR_FREXP_M, V(m, xs)));
+    int e0 = bind(m, B(m, KIR_SUB, kir_un(k, KIR_FREXP_E, V(m, xs)), kir_un(k, KIR_FREXP_E, V(m, scale))));
+    /* y in [1, 2): bring it into [sqrt(1/2), sqrt(2)) */
+    int hi = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_GE, V(m, y0), F(m, 1.4142135623730951))));
+    int yh = bind(m, B(m, KIR_MUL, V(m, y0), F(m, 0.5)));
+    int eh = bind(m, B(m, KIR_ADD, V(m, e0), F(m, 1.0)));
+    int y = bind(m, sel(m, V(m, hi), V(m, yh), V(m, y0)));
+    int e = bind(m, sel(m, V(m, hi), V(m, eh), V(m, e0)));
     int sv = bind(m, B(m, KIR_DIV, B(m, KIR_SUB, V(m, y), F(m, 1.0)), B(m, KIR_ADD, V(m, y), F(m, 1.0))));
     int s2 = bind(m, B(m, KIR_MUL, V(m, sv), V(m, sv)));
     kir_expr *p = F(m, 1.0 / 9);
@@ -147,13 +127,15 @@ static int v_log(mx *m, int x) {
     for (int i = 0; i < 4; i++) p = B(m, KIR_ADD, B(m, KIR_MUL, p, V(m, s2)), F(m, c[i]));
     int lg = bind(m, B(m, KIR_ADD, B(m, KIR_MUL, B(m, KIR_MUL, p, V(m, sv)), F(m, 2.0)),
                       B(m, KIR_MUL, V(m, e), F(m, 0.6931471805599453))));
-    /* special values: 0 -> -inf, negative -> NaN, inf -> inf (NaN passes through) */
+    /* special values: 0 -> -inf, negative -> NaN, inf -> inf, NaN -> NaN */
     int zero = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_EQ, V(m, x), F(m, 0.0))));
     int neg = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_LT, V(m, x), F(m, 0.0))));
     int inf = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_EQ, V(m, x), F(m, INFINITY))));
+    int nan = bind(m, kir_cast(k, KIR_T_BOOL, B(m, KIR_NE, V(m, x), V(m, x))));
     int r1 = bind(m, sel(m, V(m, zero), Z(m, -INFINITY), V(m, lg)));
     int r2 = bind(m, sel(m, V(m, neg), Z(m, NAN), V(m, r1)));
-    return bind(m, sel(m, V(m, inf), Z(m, INFINITY), V(m, r2)));
+    int r3 = bind(m, sel(m, V(m, nan), V(m, x), V(m, r2)));
+    return bind(m, sel(m, V(m, inf), Z(m, INFINITY), V(m, r3)));
 }
 
 static kir_expr *v_math(mx *m, int op, kir_expr *arg) {
@@ -200,9 +182,78 @@ static kir_expr *v_math(mx *m, int op, kir_expr *arg) {
     }
 }
 
-static int has_load(const kir_expr *e) {
+static int same_expr(const kir_expr *a, const kir_expr *b) {
+    if (a == b) return 1;
+    if (!a || !b || a->kind != b->kind || a->type != b->type) return 0;
+    switch (a->kind) {
+    case KIR_E_CONST_I: return a->ival == b->ival;
+    case KIR_E_CONST_F: return a->fval == b->fval || (isnan(a->fval) && isnan(b->fval));
+    case KIR_E_VAR: return a->var == b->var;
+    case KIR_E_LOAD: if (a->buf != b->buf) return 0; break;
+    case KIR_E_UN: case KIR_E_BIN: if (a->op != b->op) return 0; break;
+    default: break;
+    }
+    return same_expr(a->a, b->a) && same_expr(a->b, b->b) && same_expr(a->c, b->c);
+}
+
+/* Records the loads of e evaluated whatever the data (outside select branches and the right
+ * side of && / ||). */
+static void collect_safe(mx *m, const kir_expr *e, int guarded) {
+    if (!e) return;
+    if (e->kind == KIR_E_LOAD && !guarded && m->n_safe < 64) m->safe[m->n_safe++] = e;
+    int gb = guarded, gc = guarded;
+    if (e->kind == KIR_E_SELECT) gb = gc = 1;
+    if (e->kind == KIR_E_BIN && (e->op == KIR_AND || e->op == KIR_OR)) gb = 1;
+    collect_safe(m, e->a, guarded);
+    collect_safe(m, e->b, gb);
+    collect_safe(m, e->c, gc);
+}
+
+static int count_same(const kir_expr *e, const kir_expr *l) {
     if (!e) return 0;
-    return e->kind == KIR_E_LOAD || has_load(e->a) || has_load(e->b) || has_load(e->c);
+    if (same_expr(e, l)) return 1;
+    return count_same(e->a, l) + count_same(e->b, l) + count_same(e->c, l);
+}
+
+static kir_expr *replace_same(kir_kernel *k, kir_expr *e, const kir_expr *l, int var) {
+    if (!e) return NULL;
+    if (same_expr(e, l)) return kir_var(k, var);
+    e->a = replace_same(k, e->a, l, var);
+    e->b = replace_same(k, e->b, l, var);
+    e->c = replace_same(k, e->c, l, var);
+    return e;
+}
+
+/* A load the statement evaluates unconditionally and also reads elsewhere (in a select
+ * branch, say) is read once into a local before the statement: compilers if-convert the
+ * select into vector code only when its branches read no memory. */
+static void bind_repeated_loads(mx *m, kir_stmt *s) {
+    for (int i = 0; i < m->n_safe; i++) {
+        const kir_expr *l = m->safe[i];
+        int dup = 0;
+        for (int j = 0; j < i && !dup; j++) dup = same_expr(l, m->safe[j]);
+        if (dup) continue;
+        int n = count_same(s->idx, l) + count_same(s->val, l) + count_same(s->cond, l);
+        if (n < 2) continue;
+        kir_expr *copy = kir_expr_clone(m->k, l);
+        if (!copy) return;
+        int v = bind(m, copy);
+        s->idx = replace_same(m->k, s->idx, copy, v);
+        s->val = replace_same(m->k, s->val, copy, v);
+        s->cond = replace_same(m->k, s->cond, copy, v);
+    }
+}
+
+/* 1 if e reads memory that the statement does not read unconditionally anyway (evaluating it
+ * early could then read out of bounds). */
+static int has_load(const mx *m, const kir_expr *e) {
+    if (!e) return 0;
+    if (e->kind == KIR_E_LOAD) {
+        int safe = 0;
+        for (int i = 0; i < m->n_safe && !safe; i++) safe = same_expr(e, m->safe[i]);
+        if (!safe) return 1;
+    }
+    return has_load(m, e->a) || has_load(m, e->b) || has_load(m, e->c);
 }
 
 static int is_target(const kir_expr *e) {
@@ -220,7 +271,7 @@ static kir_expr *rewrite(mx *m, kir_expr *e, int guarded) {
     e->a = rewrite(m, e->a, ga);
     e->b = rewrite(m, e->b, gb);
     e->c = rewrite(m, e->c, gc);
-    if (is_target(e) && !(guarded && has_load(e->a))) {
+    if (is_target(e) && !(guarded && has_load(m, e->a))) {
         kir_expr *r = v_math(m, e->op, e->a);
         if (r) {
             m->n++;
@@ -250,6 +301,15 @@ static void rewrite_list(mx *m, kir_stmt ***list, int *n, int *cap) {
         if (stmt_targets(s) && s->kind != KIR_S_FOR) {
             kir_stmt *saved = m->pre;
             m->pre = out;
+            m->n_safe = 0;
+            collect_safe(m, s->idx, 0);
+            collect_safe(m, s->val, 0);
+            collect_safe(m, s->cond, 0);
+            bind_repeated_loads(m, s);
+            m->n_safe = 0;
+            collect_safe(m, s->idx, 0);
+            collect_safe(m, s->val, 0);
+            collect_safe(m, s->cond, 0);
 
             s->idx = rewrite(m, s->idx, 0);
             s->val = rewrite(m, s->val, 0);

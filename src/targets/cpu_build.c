@@ -12,8 +12,13 @@
  * link it. Each source is preceded by `#line 1 "FILE"` so compiler messages name the
  * program's own files.
  *
- * Flags: -std=gnu11 -O3 -march=native -fopenmp -fPIC -shared -fno-fast-math
- * -ffp-contract=off -Werror=implicit-function-declaration -Werror=int-conversion -lm.
+ * Flags: -std=gnu11 -O3 -march=native -mprefer-vector-width=512 -fopenmp -fPIC -shared
+ * -fno-fast-math -ffp-contract=off -Werror=implicit-function-declaration -Werror=int-conversion
+ * -lm. GCC tunes recent Intel cores for 256-bit vectors even where AVX-512 exists; the
+ * generated loops are long, regular and compute-bound often enough (a direct convolution runs
+ * about 1.4x faster with 512-bit vectors) that the wider vectors are preferred; on a CPU
+ * without AVX-512 the option changes nothing. Explicit fused multiply-adds (KIR_E_FMA, fmaf)
+ * are still emitted where a kernel asks for them (multiply-accumulate loops).
  * -ffp-contract=off stops the compiler fusing a*b+c into an FMA, which rounds once instead
  * of twice: with it float32 kernels give the same bits as the scalar C semantics (and as
  * PyTorch's unfused elementwise code) whatever the CPU. The two -Werror flags turn a kernel
@@ -37,11 +42,12 @@
 #include <unistd.h>
 
 static const char *const kf_cpu_flags_strict[] = {
-    "-std=gnu11", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-fast-math",
-    "-ffp-contract=off", "-Werror=implicit-function-declaration", "-Werror=int-conversion", NULL,
+    "-std=gnu11", "-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fPIC", "-shared",
+    "-fno-fast-math", "-ffp-contract=off", "-Werror=implicit-function-declaration", "-Werror=int-conversion", NULL,
 };
 static const char *const kf_cpu_flags_fast[] = {
-    "-std=gnu11", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-ffast-math",
+    "-std=gnu11", "-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fPIC", "-shared",
+    "-ffast-math",
     "-Werror=implicit-function-declaration", "-Werror=int-conversion", NULL,
 };
 

@@ -198,6 +198,7 @@ int kf_cublaslt_load(kf_cublaslt_api *a, kf_err *err) {
     SYM(l, a->PrefSetAttribute, "cublasLtMatmulPreferenceSetAttribute");
     SYM(l, a->GetHeuristic, "cublasLtMatmulAlgoGetHeuristic");
     SYM(l, a->CapGetAttribute, "cublasLtMatmulAlgoCapGetAttribute");
+    SYM(l, a->ConfigGetAttribute, "cublasLtMatmulAlgoConfigGetAttribute");
     SYM(l, a->Matmul, "cublasLtMatmul");
     if (missing[0]) {
         kf_cublaslt_unload(a);

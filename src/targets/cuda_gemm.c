@@ -17,8 +17,8 @@
  * only under allow_tf32), and an algorithm is used only when its numerical implementation
  * flags say plain FMA with float32 inputs and a float32 accumulator (no tensor-op, TF32,
  * bf16x9 or other emulated paths). Split-K is allowed only with a reduction in a float32
- * workspace (compute or output type, both float32 here): deterministic, never atomics in
- * place. One workspace (32 MiB) is allocated once and shared by the steps (they run one
+ * workspace (compute or output type, both float32 here; the algorithm's reduction scheme is
+ * read back): deterministic, never the in-place one. One workspace (32 MiB) is allocated once and shared by the steps (they run one
  * after another on one stream).
  *
  * $KFORGE_CUDA_GEMM: "blas" uses plain cuBLAS only (no cuBLASLt, no measuring), "lt" uses
@@ -193,11 +193,15 @@ static int kf_gemm_lt_describe(kf_cu_rt *rt, const kf_step *s, kf_cu_gemm *g) {
     return st;
 }
 
-/* Whether the algorithm keeps float32 arithmetic (always, under allow_tf32). */
+/* Whether the algorithm keeps float32 arithmetic (always, under allow_tf32) and, if it
+ * splits k, reduces the parts in a float32 workspace rather than in place. */
 static int kf_gemm_algo_f32(kf_cu_rt *rt, const kf_lt_algo *algo) {
+    uint32_t red = 0;
+    size_t n = 0;
+    if (rt->lt.ConfigGetAttribute(algo, KF_LT_CONFIG_REDUCTION_SCHEME, &red, sizeof red, &n) != 0) return 0;
+    if (red & KF_LT_REDUCTION_INPLACE) return 0;
     if (rt->allow_tf32) return 1;
     uint64_t flags = 0;
-    size_t n = 0;
     if (rt->lt.CapGetAttribute(algo, KF_LT_CAP_NUMERICAL_IMPL_FLAGS, &flags, sizeof flags, &n) != 0) return 0;
     return (flags & KF_LT_IMPL_OP_TYPE_MASK) == KF_LT_IMPL_FMA && (flags & KF_LT_IMPL_ACC_MASK) == KF_LT_IMPL_ACC_32F &&
            (flags & KF_LT_IMPL_INPUT_MASK) == KF_LT_IMPL_INPUT_32F;
@@ -209,12 +213,10 @@ static int kf_gemm_lt_candidates(kf_cu_rt *rt, const kf_step *s, kf_cu_gemm *g, 
     kf_lt_pref pref = NULL;
     if (L->PrefCreate(&pref) != 0) return 0;
     uint64_t ws = rt->gemm_ws_bytes;
-    uint32_t red = KF_LT_REDUCTION_COMPUTE_TYPE | KF_LT_REDUCTION_OUTPUT_TYPE;
     uint32_t al_a = kf_gemm_align(kf_gemm_ptr(rt, s->b), s->stride_b, s->batch);
     uint32_t al_b = kf_gemm_align(kf_gemm_ptr(rt, s->a), s->stride_a, s->batch);
     uint32_t al_c = kf_gemm_align(kf_gemm_ptr(rt, s->c), s->stride_c, s->batch);
     int st = L->PrefSetAttribute(pref, KF_LT_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-    if (!st) st = L->PrefSetAttribute(pref, KF_LT_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red);
     if (!st) st = L->PrefSetAttribute(pref, KF_LT_PREF_MIN_ALIGNMENT_A, &al_a, sizeof al_a);
     if (!st) st = L->PrefSetAttribute(pref, KF_LT_PREF_MIN_ALIGNMENT_B, &al_b, sizeof al_b);
     if (!st) st = L->PrefSetAttribute(pref, KF_LT_PREF_MIN_ALIGNMENT_C, &al_c, sizeof al_c);
@@ -303,14 +305,16 @@ static int kf_gemm_choose(kf_cu_rt *rt, kf_gemm_timer *t, int si, kf_err *err) {
             }
         }
     }
-    if (!lt_only || !g->use_lt) {
+    if (!n_ran) { /* nothing to compare: plain cuBLAS, unmeasured */
+        g->use_lt = 0;
+    } else if (!lt_only) {
         int rc = kf_gemm_measure(rt, t, s, g, 0, NULL, 0, &blas_ms, err);
         if (rc > 0 && !rt->dead)
             rc = kf_fail(err, KF_E_INVALID, "cuda: step %d (gemm): cublasSgemmStridedBatched failed (status %d)", si, rc);
         if (rc) return rc;
-        if (!g->use_lt || blas_ms < lt_best) g->use_lt = 0;
+        if (blas_ms < lt_best) g->use_lt = 0;
     }
-    g->ms = g->use_lt ? lt_best : blas_ms;
+    g->ms = g->use_lt ? lt_best : blas_ms; /* -1: not measured */
     g->ready = 1;
     kf_gemm_log("gemm step %d: %lldx%lldx%lld batch %lld%s%s: tuned: %s %.4f ms (plain cuBLAS %.4f ms, cuBLASLt "
                 "%d/%d algorithms ran, best %.4f ms)",

@@ -147,13 +147,12 @@ typedef struct kf_lt_heur {                     /* cublasLtMatmulHeuristicResult
 #define KF_LT_LAYOUT_BATCH_COUNT 5
 #define KF_LT_LAYOUT_STRIDED_BATCH_OFFSET 6
 #define KF_LT_PREF_MAX_WORKSPACE_BYTES 1
-#define KF_LT_PREF_REDUCTION_SCHEME_MASK 3
 #define KF_LT_PREF_MIN_ALIGNMENT_A 5
 #define KF_LT_PREF_MIN_ALIGNMENT_B 6
 #define KF_LT_PREF_MIN_ALIGNMENT_C 7
 #define KF_LT_PREF_MIN_ALIGNMENT_D 8
-#define KF_LT_REDUCTION_COMPUTE_TYPE 2
-#define KF_LT_REDUCTION_OUTPUT_TYPE 4
+#define KF_LT_REDUCTION_INPLACE 1
+#define KF_LT_CONFIG_REDUCTION_SCHEME 3
 #define KF_LT_CAP_NUMERICAL_IMPL_FLAGS 15
 #define KF_LT_IMPL_FMA 0x01ull
 #define KF_LT_IMPL_OP_TYPE_MASK 0xffull
@@ -177,6 +176,7 @@ typedef struct kf_cublaslt_api {
     int (*GetHeuristic)(cublasLtHandle_t, kf_lt_desc, kf_lt_layout, kf_lt_layout, kf_lt_layout, kf_lt_layout,
                         kf_lt_pref, int, kf_lt_heur *, int *);
     int (*CapGetAttribute)(const kf_lt_algo *, int, void *, size_t, size_t *);
+    int (*ConfigGetAttribute)(const kf_lt_algo *, int, void *, size_t, size_t *);
     int (*Matmul)(cublasLtHandle_t, kf_lt_desc, const void *, const void *, kf_lt_layout, const void *, kf_lt_layout,
                   const void *, const void *, kf_lt_layout, void *, kf_lt_layout, const kf_lt_algo *, void *, size_t,
                   CUstream);
@@ -359,7 +359,7 @@ typedef struct kf_cu_rt {
     CUdeviceptr ws;          /* cuDNN workspace shared by the conv steps */
     size_t ws_bytes;
     int allow_tf32;
-    int use_graph;           /* time() captures the plan into a CUDA graph */
+    int use_graph;           /* time() captures the plan into a CUDA graph (2: must) */
     int dead;                /* a sticky device error happened: every later call fails */
     char dead_msg[512];
     struct kf_cu_dev *devd;  /* the device data path's state (cuda_ipc.c), NULL until used */

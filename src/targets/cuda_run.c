@@ -1,8 +1,9 @@
 /* cuda_run.c: the cuda target runs a plan on its one stream: launch steps with
  * cuLaunchKernel (cuLaunchCooperativeKernel for kernels with grid barriers), gemm steps with
  * the cuBLASLt algorithm or plain cuBLAS call chosen at bind (cuda_gemm.c), copy steps with
- * cuMemcpyDtoDAsync (through a staging buffer when source and destination are the same buffer), fill steps with cuMemsetD8/16/32Async or the
- * kf_fill_u64 helper kernel for 8-byte elements, conv steps with cuDNN (cuda_dnn.c).
+ * cuMemcpyDtoDAsync (through a staging buffer when source and destination are the same
+ * buffer), fill steps with cuMemsetD8/16/32Async or the kf_fill_u64 helper kernel for 8-byte
+ * elements, conv steps with cuDNN (cuda_dnn.c).
  *
  * Timing: CUDA events around the whole plan; before each timed run the L2 cache is flushed
  * by writing a device buffer of twice its size (cuMemsetD8Async, outside the events; the
@@ -10,7 +11,8 @@
  * the plan is captured into a CUDA graph and the timed runs are graph replays (fewer launch
  * gaps, as the harness's timing protocol intends for a verified plan); if capture is refused
  * (some driver or library path that cannot be captured) the timed runs launch the plan step
- * by step. $KFORGE_CUDA_GRAPH=0 turns graphs off. */
+ * by step. $KFORGE_CUDA_GRAPH=0 turns graphs off; =require makes a refused capture an error
+ * (tests use it to prove a plan is captured). */
 #include "targets/cuda_int.h"
 
 #include <math.h>
@@ -164,6 +166,9 @@ int kf_cuda_time(void *vrt, int n, void (*flush)(void *ctx), void *flush_ctx, do
     if (rt->use_graph) {
         rc = kf_cu_capture(rt, &exec, err);
         if (rc) return rc;
+        if (!exec && rt->use_graph == 2)
+            return kf_fail(err, KF_E_UNSUPPORTED, "cuda: the plan could not be captured into a CUDA graph "
+                           "($KFORGE_CUDA_GRAPH=require)");
         if (exec) { /* one replay before timing: a graph that fails here is not used */
             CUresult r = a->GraphLaunch(exec, rt->stream);
             if (!r) r = a->StreamSynchronize(rt->stream);

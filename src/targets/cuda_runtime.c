@@ -153,7 +153,7 @@ int kf_cuda_open(const kf_program *p, const kf_build *b, const kf_build_opts *o,
     rt->p = p;
     rt->allow_tf32 = o && o->allow_tf32;
     const char *g = getenv("KFORGE_CUDA_GRAPH");
-    rt->use_graph = !(g && strcmp(g, "0") == 0);
+    rt->use_graph = g && strcmp(g, "0") == 0 ? 0 : g && strcmp(g, "require") == 0 ? 2 : 1;
     kf_cuda_dev_setup(rt, b, o);
     kf_cu_api *a = &rt->cu;
     char *bin = NULL;

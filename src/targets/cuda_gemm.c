@@ -18,8 +18,8 @@
  * flags say plain FMA with float32 inputs and a float32 accumulator (no tensor-op, TF32,
  * bf16x9 or other emulated paths). Split-K is allowed only with a reduction in a float32
  * workspace (compute or output type, both float32 here; the algorithm's reduction scheme is
- * read back): deterministic, never the in-place one. One workspace (32 MiB) is allocated once and shared by the steps (they run one
- * after another on one stream).
+ * read back): deterministic, never the in-place one. One workspace (32 MiB) is allocated
+ * once and shared by the steps (they run one after another on one stream).
  *
  * $KFORGE_CUDA_GEMM: "blas" uses plain cuBLAS only (no cuBLASLt, no measuring), "lt" uses
  * cuBLASLt's fastest algorithm without the plain call as a candidate (plain cuBLAS only when

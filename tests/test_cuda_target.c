@@ -3,7 +3,8 @@
  * geometry, cooperative rows of kir_sched_gpu with their warp and block reductions) and, where
  * NVRTC is installed, compiling rendered and lowered programs for sm_90.
  * With a GPU (everything below runs in the harness's forked worker, as kforge runs it):
- * hand-written KIR kernels rendered and run against a CPU reference, gemm (cuBLAS), copy and
+ * hand-written KIR kernels rendered and run against a CPU reference, gemm steps (cuBLAS, and
+ * cuBLASLt's measured choice: transposes, batches, alpha/beta, a choice made once), copy and
  * fill steps, timing, the naive lowering of small graphs, softmax and batch-norm statistics
  * with a thread, a warp and a block per row against plain C, and the bad-program suite: an
  * out-of-bounds write caught by the guard bytes after download, a write through a wild
@@ -20,6 +21,7 @@
 #include "kir/kir.h"
 #include "kir/kir_sched.h"
 #include "targets/kf_target.h"
+#include "targets/cuda_int.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -968,6 +970,178 @@ static void test_gpu_steps(void) {
     tp_free(&t);
 }
 
+/* cuBLASLt's entry points resolve where the library is installed (no GPU needed). */
+static void test_cublaslt_symbols(void) {
+    kf_cublaslt_api L;
+    kf_err err = {0};
+    if (kf_cublaslt_load(&L, &err) != 0) {
+        if (strstr(err.msg, "cannot load")) KF_SKIP("%s", err.msg);
+        KF_CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    KF_CHECK(L.Matmul != NULL && L.GetHeuristic != NULL && L.CapGetAttribute != NULL);
+    kf_cublaslt_unload(&L);
+    /* a path that does not load: a clear message naming the variable */
+    setenv("KFORGE_CUBLASLT", "/nonexistent/libcublasLt.so", 1);
+    kf_err_clear(&err);
+    KF_CHECK(kf_cublaslt_load(&L, &err) != 0);
+    KF_CHECK_MSG(strstr(err.msg, "KFORGE_CUBLASLT") != NULL, "%s", err.msg);
+    unsetenv("KFORGE_CUBLASLT");
+}
+
+/* Lines of the gemm choice log holding needle. */
+static int log_count(const char *path, const char *needle) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+typedef struct lt_data { int in[6]; int64_t n[6]; } lt_data;
+
+static void lt_init(kf_arena *ar, void *u) {
+    const lt_data *d = u;
+    for (int i = 0; i < 6; i++)
+        if (d->n[i]) fill((float *)ar->slots[d->in[i]].data, d->n[i], 21 + (unsigned)i);
+}
+
+/* ref[b][m][n] = alpha * sum_k opA[b][m][k] opB[b][k][n] + beta * c0[b][m][n] (row-major, lds). */
+static void ref_gemm(const kf_step *s, const float *a, const float *b, const float *c0, double *ref) {
+    for (int64_t i = 0; i < s->batch; i++)
+        for (int64_t m = 0; m < s->m; m++)
+            for (int64_t n = 0; n < s->n; n++) {
+                double acc = 0;
+                for (int64_t k = 0; k < s->k; k++) {
+                    double x = a[i * s->stride_a + (s->trans_a ? k * s->lda + m : m * s->lda + k)];
+                    double y = b[i * s->stride_b + (s->trans_b ? n * s->ldb + k : k * s->ldb + n)];
+                    acc += x * y;
+                }
+                int64_t o = i * s->stride_c + m * s->ldc + n;
+                ref[o] = s->alpha * acc + (s->beta != 0 ? s->beta * (double)c0[o] : 0.0);
+            }
+}
+
+/* gemm steps through cuBLASLt ($KFORGE_CUDA_GEMM=lt), the default choice (Lt or plain cuBLAS,
+ * whichever measured faster) and the fallback when cuBLASLt cannot be loaded: transposes,
+ * batches (one with a broadcast operand), alpha/beta with a padded leading dimension, odd
+ * sizes, a long-k gemm (split-K candidates), against double loops; the choice is made once at
+ * bind (the log gets no line from runs or timing), steps of the same shape reuse it, and the
+ * timed runs are a CUDA graph replay ($KFORGE_CUDA_GRAPH=require). */
+static void test_gpu_gemm_lt(void) {
+    NEED_GPU();
+    enum { BT = 3, M = 67, N = 45, K = 33, LK = 4096, LM = 64, PL = 40 };
+    char logp[96];
+    snprintf(logp, sizeof logp, "%s_gemm.log", g_cache);
+    setenv("KFORGE_GEMM_LOG", logp, 1);
+    setenv("KFORGE_CUDA_GRAPH", "require", 1);
+    const char *modes[3] = {"lt", "", "fallback"};
+    for (int mi = 0; mi < 3; mi++) {
+        fprintf(stderr, "  mode %s\n", mi == 1 ? "default" : modes[mi]);
+        unlink(logp);
+        if (mi == 2) setenv("KFORGE_CUBLASLT", "/nonexistent/libcublasLt.so", 1);
+        else unsetenv("KFORGE_CUBLASLT");
+        setenv("KFORGE_CUDA_GEMM", modes[mi], 1);
+        tprog t;
+        tp_init(&t);
+        tp_source(&t, "/* no kernels of its own */\n");
+        int a = tp_buf(&t, "a", KF_BUF_INPUT, KF_F32, BT * M * K), b = tp_buf(&t, "b", KF_BUF_PARAM, KF_F32, BT * K * N);
+        int c1 = tp_buf(&t, "c1", KF_BUF_OUTPUT, KF_F32, BT * M * N), c2 = tp_buf(&t, "c2", KF_BUF_OUTPUT, KF_F32, M * N);
+        int c3 = tp_buf(&t, "c3", KF_BUF_INPUT, KF_F32, M * PL), c4 = tp_buf(&t, "c4", KF_BUF_OUTPUT, KF_F32, BT * M * N);
+        int la = tp_buf(&t, "la", KF_BUF_INPUT, KF_F32, LM * LK), lb = tp_buf(&t, "lb", KF_BUF_PARAM, KF_F32, LM * LK);
+        int c5 = tp_buf(&t, "c5", KF_BUF_OUTPUT, KF_F32, LM * LM), c6 = tp_buf(&t, "c6", KF_BUF_OUTPUT, KF_F32, BT * M * N);
+        t.bufs[b].param = (char *)"p0";
+        t.bufs[lb].param = (char *)"p1";
+        kf_step *s = tp_step(&t, KF_STEP_GEMM); /* 0: c1[i] = a[i] @ b[i] */
+        s->a = a, s->b = b, s->c = c1, s->m = M, s->n = N, s->k = K, s->lda = K, s->ldb = N, s->ldc = N;
+        s->batch = BT, s->stride_a = M * K, s->stride_b = K * N, s->stride_c = M * N;
+        s = tp_step(&t, KF_STEP_GEMM); /* 1: c2 = 0.5 * (b[0] as K x N)^T-ish: op(A) = A^T, op(B) = B^T */
+        s->a = b, s->b = a, s->c = c2, s->m = N, s->n = M, s->k = K, s->trans_a = 1, s->trans_b = 1;
+        s->lda = N, s->ldb = K, s->ldc = M, s->alpha = 0.5;
+        s = tp_step(&t, KF_STEP_GEMM); /* 2: c3[:, :N] = 2 a[0] @ b[0] + 0.75 c3 (ldc padded to PL) */
+        s->a = a, s->b = b, s->c = c3, s->m = M, s->n = N - 10, s->k = K, s->lda = K, s->ldb = N, s->ldc = PL;
+        s->alpha = 2.0, s->beta = 0.75;
+        s = tp_step(&t, KF_STEP_GEMM); /* 3: same shape as 0: reuses its choice */
+        t.steps[3] = t.steps[0];
+        s->c = c4;
+        s = tp_step(&t, KF_STEP_GEMM); /* 4: c5 = la @ lb^T, k = 4096 (a linear layer's shape) */
+        s->a = la, s->b = lb, s->c = c5, s->m = LM, s->n = LM, s->k = LK, s->trans_b = 1;
+        s->lda = LK, s->ldb = LK, s->ldc = LM;
+        s = tp_step(&t, KF_STEP_GEMM); /* 5: c6[i] = a[i] @ b[0]: the weight broadcast (stride 0) */
+        t.steps[5] = t.steps[0];
+        s->c = c6, s->stride_b = 0;
+        lt_data d = {{a, b, c3, la, lb, 0}, {BT * M * K, BT * K * N, M * PL, LM * LK, LM * LK, 0}};
+        gcase c;
+        kf_err err = {0};
+        kf_status st = gc_start(&c, &t.p, lt_init, &d, 120, &err);
+        int tuned = log_count(logp, "tuned:"), reused = log_count(logp, "reuses its choice");
+        int lt_chosen = log_count(logp, "tuned: cuBLASLt"), fallback = log_count(logp, "cuBLASLt not used");
+        float c3_0[M * PL];
+        memcpy(c3_0, F32(c, c3), sizeof c3_0);
+        for (int r = 0; r < 3 && st == KF_ST_VERIFIED; r++) { /* c3 is read (beta): the same start each run */
+            memcpy(F32(c, c3), c3_0, sizeof c3_0);
+            st = gc_run(&c, &err);
+        }
+        KF_CHECK_MSG(st == KF_ST_VERIFIED, "%s: %s", kf_status_name(st), c.oc.message ? c.oc.message : err.msg);
+        if (st == KF_ST_VERIFIED) {
+            double *ref = malloc(sizeof(double) * BT * M * N * 2);
+            const float *av = F32(c, a), *bv = F32(c, b);
+            ref_gemm(&t.steps[0], av, bv, NULL, ref);
+            KF_CHECK_EQ_INT(mismatches(F32(c, c1), ref, BT * M * N, 1e-5), 0);
+            KF_CHECK_EQ_INT(mismatches(F32(c, c4), ref, BT * M * N, 1e-5), 0);
+            ref_gemm(&t.steps[1], bv, av, NULL, ref);
+            KF_CHECK_EQ_INT(mismatches(F32(c, c2), ref, M * N, 1e-5), 0);
+            for (int i = 0; i < M * PL; i++) ref[i] = c3_0[i]; /* the padding columns stay */
+            ref_gemm(&t.steps[2], av, bv, c3_0, ref);
+            KF_CHECK_EQ_INT(mismatches(F32(c, c3), ref, M * PL, 1e-5), 0);
+            ref_gemm(&t.steps[5], av, bv, NULL, ref);
+            KF_CHECK_EQ_INT(mismatches(F32(c, c6), ref, BT * M * N, 1e-5), 0);
+            free(ref);
+            ref = malloc(sizeof(double) * LM * LM);
+            ref_gemm(&t.steps[4], F32(c, la), F32(c, lb), NULL, ref);
+            KF_CHECK_EQ_INT(mismatches(F32(c, c5), ref, LM * LM, 1e-4), 0);
+            free(ref);
+            int what = 0;
+            KF_CHECK_MSG(gc_guards_ok(&c, &what, &err), "%s", err.msg);
+            double ms[5];
+            kf_outcome oc = {0};
+            KF_CHECK_MSG(kf_worker_time(&c.w, 5, ms, &oc, &err) == 0 && oc.status == KF_ST_VERIFIED, "%s",
+                         oc.message ? oc.message : err.msg);
+            fprintf(stderr, "  plan time: %.4f ms\n", ms[4]);
+            kf_outcome_clear(&oc);
+        }
+        /* chosen once, at bind: steps 0, 1, 2, 4, 5 measured, step 3 takes step 0's choice */
+        KF_CHECK_EQ_INT(tuned, 5);
+        KF_CHECK_EQ_INT(reused, 1);
+        KF_CHECK_EQ_INT(log_count(logp, "tuned:"), tuned);
+        KF_CHECK_EQ_INT(log_count(logp, "reuses its choice"), reused);
+        if (mi == 0) { /* plain cuBLAS only where no Lt algorithm applied */
+            KF_CHECK_EQ_INT(log_count(logp, "tuned: cuBLAS "), log_count(logp, "cuBLASLt 0/"));
+            KF_CHECK(lt_chosen >= 3);
+        }
+        if (mi == 2) {
+            KF_CHECK_EQ_INT(fallback, 1);
+            KF_CHECK_EQ_INT(lt_chosen, 0);
+        }
+        fprintf(stderr, "  %d of 5 shapes chose cuBLASLt\n", lt_chosen);
+        if (mi == 1) { /* show the choices */
+            FILE *f = fopen(logp, "r");
+            char line[1024];
+            while (f && fgets(line, sizeof line, f)) fprintf(stderr, "    %s", line);
+            if (f) fclose(f);
+        }
+        gc_end(&c);
+        tp_free(&t);
+    }
+    unlink(logp);
+    unsetenv("KFORGE_GEMM_LOG");
+    unsetenv("KFORGE_CUDA_GRAPH");
+    unsetenv("KFORGE_CUDA_GEMM");
+    unsetenv("KFORGE_CUBLASLT");
+}
+
 /* ---- the bad-program suite on the GPU ---- */
 
 static kf_status bad_run(const char *src, const char *kernel, double timeout_s, int *guard_what, char *msg, size_t n) {
@@ -1076,7 +1250,9 @@ int main(void) {
     KF_RUN(test_lowered_problems_compile);
     KF_RUN(test_gpu_coop_rows);
     KF_RUN(test_gpu_kir_kernels);
+    KF_RUN(test_cublaslt_symbols);
     KF_RUN(test_gpu_steps);
+    KF_RUN(test_gpu_gemm_lt);
     KF_RUN(test_gpu_bad_programs);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_cache);

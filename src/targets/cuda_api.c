@@ -1,4 +1,4 @@
-/* cuda_api.c: loading the CUDA driver (libcuda), NVRTC, cuBLAS and cuDNN with dlopen and resolving
+/* cuda_api.c: loading the CUDA driver (libcuda), NVRTC, cuBLAS, cuBLASLt and cuDNN with dlopen and resolving
  * the entry points kforge uses (versioned names such as cuMemAlloc_v2 where the driver API
  * renamed them), plus the driver's error names for messages. Nothing here initialises CUDA. */
 #include "targets/cuda_int.h"
@@ -167,6 +167,47 @@ int kf_cublas_load(kf_cublas_api *a, kf_err *err) {
 }
 
 void kf_cublas_unload(kf_cublas_api *a) {
+    if (a->lib) dlclose(a->lib);
+    memset(a, 0, sizeof *a);
+}
+
+static const char *const kf_cublaslt_names[] = {
+    "libcublasLt.so", "libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11",
+    "/usr/local/cuda/lib64/libcublasLt.so", "/usr/local/cuda/lib64/libcublasLt.so.13",
+    "/usr/local/cuda/lib64/libcublasLt.so.12", NULL,
+};
+
+int kf_cublaslt_load(kf_cublaslt_api *a, kf_err *err) {
+    memset(a, 0, sizeof *a);
+    char why[512], missing[128] = "";
+    a->lib = kf_cu_dlopen("KFORGE_CUBLASLT", kf_cublaslt_names, why, sizeof why);
+    if (!a->lib)
+        return kf_fail(err, KF_E_UNSUPPORTED, "cuda: cannot load cuBLASLt (libcublasLt.so: %s); add its folder to "
+                       "LD_LIBRARY_PATH or set KFORGE_CUBLASLT", why);
+    void *l = a->lib;
+    SYM(l, a->Create, "cublasLtCreate");
+    SYM(l, a->Destroy, "cublasLtDestroy");
+    SYM(l, a->DescCreate, "cublasLtMatmulDescCreate");
+    SYM(l, a->DescDestroy, "cublasLtMatmulDescDestroy");
+    SYM(l, a->DescSetAttribute, "cublasLtMatmulDescSetAttribute");
+    SYM(l, a->LayoutCreate, "cublasLtMatrixLayoutCreate");
+    SYM(l, a->LayoutDestroy, "cublasLtMatrixLayoutDestroy");
+    SYM(l, a->LayoutSetAttribute, "cublasLtMatrixLayoutSetAttribute");
+    SYM(l, a->PrefCreate, "cublasLtMatmulPreferenceCreate");
+    SYM(l, a->PrefDestroy, "cublasLtMatmulPreferenceDestroy");
+    SYM(l, a->PrefSetAttribute, "cublasLtMatmulPreferenceSetAttribute");
+    SYM(l, a->GetHeuristic, "cublasLtMatmulAlgoGetHeuristic");
+    SYM(l, a->CapGetAttribute, "cublasLtMatmulAlgoCapGetAttribute");
+    SYM(l, a->ConfigGetAttribute, "cublasLtMatmulAlgoConfigGetAttribute");
+    SYM(l, a->Matmul, "cublasLtMatmul");
+    if (missing[0]) {
+        kf_cublaslt_unload(a);
+        return kf_fail(err, KF_E_UNSUPPORTED, "cuda: cuBLASLt lacks %s (older than CUDA 11?)", missing);
+    }
+    return 0;
+}
+
+void kf_cublaslt_unload(kf_cublaslt_api *a) {
     if (a->lib) dlclose(a->lib);
     memset(a, 0, sizeof *a);
 }

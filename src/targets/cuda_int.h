@@ -6,7 +6,8 @@
  * Files: cuda_api.c (loading the libraries), cuda_probe.c (short-lived child processes: the
  * parent never initialises CUDA, since a CUDA context does not survive fork), cuda_build.c
  * (NVRTC compile and cache, parent side), cuda_runtime.c (open/bind/upload/download/close,
- * worker side), cuda_run.c (run, time, CUDA graph), cuda_target.c (the ops table),
+ * worker side), cuda_run.c (run, time, CUDA graph), cuda_gemm.c (gemm steps: cuBLASLt
+ * algorithms measured at bind, cuBLAS as fallback), cuda_dnn.c (conv steps), cuda_target.c (the ops table),
  * cuda_ipc.c + cuda_compare.c (the device data path: IPC memory of the oracle, checks).
  * Internal to src/targets. */
 #ifndef KF_CUDA_INT_H
@@ -125,6 +126,76 @@ typedef struct kf_cublas_api {
                                long long, int);
 } kf_cublas_api;
 
+/* ---- cuBLASLt (cublasLt.h of CUDA 12/13) ---- */
+typedef struct cublasLtContext *cublasLtHandle_t;
+typedef struct kf_lt_desc_st *kf_lt_desc;       /* cublasLtMatmulDesc_t */
+typedef struct kf_lt_layout_st *kf_lt_layout;   /* cublasLtMatrixLayout_t */
+typedef struct kf_lt_pref_st *kf_lt_pref;       /* cublasLtMatmulPreference_t */
+typedef struct kf_lt_algo { uint64_t data[8]; } kf_lt_algo;  /* cublasLtMatmulAlgo_t */
+typedef struct kf_lt_heur {                     /* cublasLtMatmulHeuristicResult_t */
+    kf_lt_algo algo;
+    size_t workspace;
+    int state;
+    float waves;
+    int reserved[4];
+} kf_lt_heur;
+#define KF_CUDA_R_32F 0
+#define KF_CUBLAS_COMPUTE_32F 68
+#define KF_CUBLAS_COMPUTE_32F_FAST_TF32 77
+#define KF_LT_DESC_TRANSA 3
+#define KF_LT_DESC_TRANSB 4
+#define KF_LT_LAYOUT_BATCH_COUNT 5
+#define KF_LT_LAYOUT_STRIDED_BATCH_OFFSET 6
+#define KF_LT_PREF_MAX_WORKSPACE_BYTES 1
+#define KF_LT_PREF_MIN_ALIGNMENT_A 5
+#define KF_LT_PREF_MIN_ALIGNMENT_B 6
+#define KF_LT_PREF_MIN_ALIGNMENT_C 7
+#define KF_LT_PREF_MIN_ALIGNMENT_D 8
+#define KF_LT_REDUCTION_INPLACE 1
+#define KF_LT_CONFIG_REDUCTION_SCHEME 3
+#define KF_LT_CAP_NUMERICAL_IMPL_FLAGS 15
+#define KF_LT_IMPL_FMA 0x01ull
+#define KF_LT_IMPL_OP_TYPE_MASK 0xffull
+#define KF_LT_IMPL_ACC_32F (0x02ull << 8)
+#define KF_LT_IMPL_ACC_MASK (0xffull << 8)
+#define KF_LT_IMPL_INPUT_32F (0x08ull << 16)
+#define KF_LT_IMPL_INPUT_MASK (0xffull << 16)
+typedef struct kf_cublaslt_api {
+    void *lib;
+    int (*Create)(cublasLtHandle_t *);
+    int (*Destroy)(cublasLtHandle_t);
+    int (*DescCreate)(kf_lt_desc *, int compute, int scale);
+    int (*DescDestroy)(kf_lt_desc);
+    int (*DescSetAttribute)(kf_lt_desc, int, const void *, size_t);
+    int (*LayoutCreate)(kf_lt_layout *, int type, uint64_t rows, uint64_t cols, int64_t ld);
+    int (*LayoutDestroy)(kf_lt_layout);
+    int (*LayoutSetAttribute)(kf_lt_layout, int, const void *, size_t);
+    int (*PrefCreate)(kf_lt_pref *);
+    int (*PrefDestroy)(kf_lt_pref);
+    int (*PrefSetAttribute)(kf_lt_pref, int, const void *, size_t);
+    int (*GetHeuristic)(cublasLtHandle_t, kf_lt_desc, kf_lt_layout, kf_lt_layout, kf_lt_layout, kf_lt_layout,
+                        kf_lt_pref, int, kf_lt_heur *, int *);
+    int (*CapGetAttribute)(const kf_lt_algo *, int, void *, size_t, size_t *);
+    int (*ConfigGetAttribute)(const kf_lt_algo *, int, void *, size_t, size_t *);
+    int (*Matmul)(cublasLtHandle_t, kf_lt_desc, const void *, const void *, kf_lt_layout, const void *, kf_lt_layout,
+                  const void *, const void *, kf_lt_layout, void *, kf_lt_layout, const kf_lt_algo *, void *, size_t,
+                  CUstream);
+} kf_cublaslt_api;
+
+/* One gemm step's state (cuda_gemm.c), chosen at bind: the cuBLASLt algorithm measured
+ * fastest, or the plain cuBLAS call when that was fastest or Lt is not there. */
+typedef struct kf_cu_gemm {
+    kf_lt_desc desc;
+    kf_lt_layout la, lb, lc;  /* Lt's A, B, C=D in column-major terms (our B, A, C) */
+    kf_lt_algo algo;
+    size_t ws;                /* workspace the chosen algorithm needs */
+    float alpha, beta;
+    int use_lt;               /* 1: cublasLtMatmul with algo; 0: cublasSgemmStridedBatched */
+    int ready;                /* chosen */
+    int same_as;              /* the earlier step of the same shape whose choice it took, or -1 */
+    double ms;                /* the chosen one's measured time at bind */
+} kf_cu_gemm;
+
 /* ---- cuDNN (legacy API, cudnn_ops.h / cudnn_cnn.h of cuDNN 9) ---- */
 typedef struct cudnnContext *cudnnHandle_t;
 typedef struct cudnnTensorStruct *cudnnTensorDescriptor_t;
@@ -207,6 +278,9 @@ int kf_nvrtc_load(kf_nvrtc_api *a, kf_err *err);
 void kf_nvrtc_unload(kf_nvrtc_api *a);
 int kf_cublas_load(kf_cublas_api *a, kf_err *err);
 void kf_cublas_unload(kf_cublas_api *a);
+/* cuBLASLt: $KFORGE_CUBLASLT, else libcublasLt.so(.13/.12/.11), else /usr/local/cuda's. */
+int kf_cublaslt_load(kf_cublaslt_api *a, kf_err *err);
+void kf_cublaslt_unload(kf_cublaslt_api *a);
 /* cuDNN: $KFORGE_CUDNN, else libcudnn.so.9 / libcudnn.so (cuda_dnn.c). */
 int kf_cudnn_load(kf_cudnn_api *a, kf_err *err);
 void kf_cudnn_unload(kf_cudnn_api *a);
@@ -274,6 +348,12 @@ typedef struct kf_cu_rt {
     size_t flush_bytes;
     CUdeviceptr tmp;         /* staging for copies within one buffer */
     size_t tmp_bytes;
+    kf_cublaslt_api lt;      /* loaded with cuBLAS unless $KFORGE_CUDA_GEMM=blas */
+    cublasLtHandle_t lt_h;
+    int have_lt;
+    kf_cu_gemm *gemm;        /* per step (gemm steps) */
+    CUdeviceptr gemm_ws;     /* cuBLASLt workspace shared by the gemm steps */
+    size_t gemm_ws_bytes;
     kf_cudnn_api dnn;        /* loaded when the plan has conv steps */
     cudnnHandle_t dnn_h;
     int have_dnn;
@@ -281,7 +361,7 @@ typedef struct kf_cu_rt {
     CUdeviceptr ws;          /* cuDNN workspace shared by the conv steps */
     size_t ws_bytes;
     int allow_tf32;
-    int use_graph;           /* time() captures the plan into a CUDA graph */
+    int use_graph;           /* time() captures the plan into a CUDA graph (2: must) */
     int dead;                /* a sticky device error happened: every later call fails */
     char dead_msg[512];
     struct kf_cu_dev *devd;  /* the device data path's state (cuda_ipc.c), NULL until used */
@@ -301,6 +381,14 @@ void kf_cuda_dev_setup(kf_cu_rt *rt, const kf_build *b, const kf_build_opts *o);
 void kf_cuda_dev_free(kf_cu_rt *rt);
 /* Enqueues the whole plan on the runtime's stream (no synchronisation). */
 int kf_cuda_enqueue(kf_cu_rt *rt, kf_err *err);
+/* cuda_gemm.c: gemm steps. open_gemm (at open, when the plan has gemm steps) loads cuBLAS
+ * (the fallback and a candidate) and cuBLASLt; prepare_gemms (at bind) measures each distinct
+ * gemm shape's candidates once and keeps the fastest; gemm enqueues one step with the choice
+ * (never re-tuned by a run); free_gemm releases it all. */
+int kf_cuda_open_gemm(kf_cu_rt *rt, kf_err *err);
+int kf_cuda_prepare_gemms(kf_cu_rt *rt, kf_err *err);
+int kf_cuda_gemm(kf_cu_rt *rt, int si, kf_err *err);
+void kf_cuda_free_gemm(kf_cu_rt *rt);
 /* cuda_dnn.c: conv steps. open_dnn (at open, when the plan has conv steps) loads cuDNN and
  * creates the handle on the plan's stream; prepare_convs (at bind, once buffers exist) sets up
  * each step's descriptors, picks its algorithm and allocates the shared workspace; conv

@@ -1,9 +1,9 @@
 /* cuda_run.c: the cuda target runs a plan on its one stream: launch steps with
  * cuLaunchKernel (cuLaunchCooperativeKernel for kernels with grid barriers), gemm steps with
- * cuBLAS (row-major C = op(A) op(B) computed as the column-major C^T = op(B)^T op(A)^T, one
- * strided-batched call), copy steps with cuMemcpyDtoDAsync (through a staging buffer when
- * source and destination are the same buffer), fill steps with cuMemsetD8/16/32Async or the
- * kf_fill_u64 helper kernel for 8-byte elements, conv steps with cuDNN (cuda_dnn.c).
+ * the cuBLASLt algorithm or plain cuBLAS call chosen at bind (cuda_gemm.c), copy steps with
+ * cuMemcpyDtoDAsync (through a staging buffer when source and destination are the same
+ * buffer), fill steps with cuMemsetD8/16/32Async or the kf_fill_u64 helper kernel for 8-byte
+ * elements, conv steps with cuDNN (cuda_dnn.c).
  *
  * Timing: CUDA events around the whole plan; before each timed run the L2 cache is flushed
  * by writing a device buffer of twice its size (cuMemsetD8Async, outside the events; the
@@ -11,30 +11,14 @@
  * the plan is captured into a CUDA graph and the timed runs are graph replays (fewer launch
  * gaps, as the harness's timing protocol intends for a verified plan); if capture is refused
  * (some driver or library path that cannot be captured) the timed runs launch the plan step
- * by step. $KFORGE_CUDA_GRAPH=0 turns graphs off. */
+ * by step. $KFORGE_CUDA_GRAPH=0 turns graphs off; =require makes a refused capture an error
+ * (tests use it to prove a plan is captured). */
 #include "targets/cuda_int.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int kf_cu_gemm(kf_cu_rt *rt, const kf_step *s, kf_err *err) {
-    if (s->m == 0 || s->n == 0 || s->batch == 0) return 0;
-    if (s->m > 0x7fffffff || s->n > 0x7fffffff || s->k > 0x7fffffff || s->batch > 0x7fffffff ||
-        s->lda > 0x7fffffff || s->ldb > 0x7fffffff || s->ldc > 0x7fffffff)
-        return kf_fail(err, KF_E_UNSUPPORTED, "cuda: gemm sizes beyond 32 bits");
-    const float *a = (const float *)(uintptr_t)(rt->mem[s->a] + KF_GUARD_BYTES);
-    const float *b = (const float *)(uintptr_t)(rt->mem[s->b] + KF_GUARD_BYTES);
-    float *c = (float *)(uintptr_t)(rt->mem[s->c] + KF_GUARD_BYTES);
-    float alpha = (float)s->alpha, beta = (float)s->beta;
-    int r = rt->blas.SgemmStridedBatched(rt->blas_h, s->trans_b ? KF_CUBLAS_OP_T : KF_CUBLAS_OP_N,
-                                         s->trans_a ? KF_CUBLAS_OP_T : KF_CUBLAS_OP_N, (int)s->n, (int)s->m,
-                                         (int)s->k, &alpha, b, (int)s->ldb, s->stride_b, a, (int)s->lda, s->stride_a,
-                                         &beta, c, (int)s->ldc, s->stride_c, (int)s->batch);
-    if (r) return kf_fail(err, KF_E_INVALID, "cuda: cublasSgemmStridedBatched failed (status %d)", r);
-    return 0;
-}
 
 /* float32 -> float16 / bfloat16 bits, round to nearest even (NaN stays NaN). */
 static uint16_t kf_cu_f16(float f) {
@@ -131,7 +115,7 @@ int kf_cuda_enqueue(kf_cu_rt *rt, kf_err *err) {
             }
             break;
         }
-        case KF_STEP_GEMM: rc = kf_cu_gemm(rt, s, err); break;
+        case KF_STEP_GEMM: rc = kf_cuda_gemm(rt, si, err); break;
         case KF_STEP_COPY: rc = kf_cu_copy(rt, s, err); break;
         case KF_STEP_FILL: rc = kf_cu_fill(rt, s, err); break;
         case KF_STEP_CONV: rc = kf_cuda_conv(rt, si, err); break;
@@ -182,6 +166,9 @@ int kf_cuda_time(void *vrt, int n, void (*flush)(void *ctx), void *flush_ctx, do
     if (rt->use_graph) {
         rc = kf_cu_capture(rt, &exec, err);
         if (rc) return rc;
+        if (!exec && rt->use_graph == 2)
+            return kf_fail(err, KF_E_UNSUPPORTED, "cuda: the plan could not be captured into a CUDA graph "
+                           "($KFORGE_CUDA_GRAPH=require)");
         if (exec) { /* one replay before timing: a graph that fails here is not used */
             CUresult r = a->GraphLaunch(exec, rt->stream);
             if (!r) r = a->StreamSynchronize(rt->stream);

@@ -1,8 +1,9 @@
 /* cuda_runtime.c: the cuda target's worker side, loading: open (cuInit, the device's primary
  * context, the CUBIN module, one stream, each launch step's function and argument array,
- * cuBLAS when the plan has gemm steps, cuDNN when it has conv steps, the L2 flush buffer),
- * bind (a device allocation mirroring every slot, guards included, then each conv step's
- * cuDNN algorithm and workspace, cuda_dnn.c), upload/download (the whole slot each way, so the
+ * cuBLAS and cuBLASLt when the plan has gemm steps, cuDNN when it has conv steps, the L2 flush
+ * buffer), bind (a device allocation mirroring every slot, guards included, then each conv
+ * step's cuDNN algorithm and workspace, cuda_dnn.c, and each gemm step's measured algorithm,
+ * cuda_gemm.c), upload/download (the whole slot each way, so the
  * harness sees overruns of the guards), close. Running is in cuda_run.c.
  *
  * A kernel whose module defines the device global kf_gridbar_NAME (kir_render_cuda does
@@ -40,8 +41,7 @@ static void kf_cu_rt_free(kf_cu_rt *rt) {
     if (rt->ctx && a->CtxSetCurrent) a->CtxSetCurrent(rt->ctx);
     kf_cuda_free_dnn(rt);
     kf_cuda_dev_free(rt);
-    if (rt->have_blas) rt->blas.Destroy(rt->blas_h);
-    kf_cublas_unload(&rt->blas);
+    kf_cuda_free_gemm(rt);
     if (rt->mem && rt->p)
         for (int i = 0; i < rt->p->n_bufs; i++)
             if (rt->mem[i]) a->MemFree(rt->mem[i]);
@@ -143,21 +143,6 @@ static int kf_cu_prepare_launch(kf_cu_rt *rt, int si, CUfunction fn, int coop, k
     return 0;
 }
 
-static int kf_cu_open_blas(kf_cu_rt *rt, kf_err *err) {
-    int rc = kf_cublas_load(&rt->blas, err);
-    if (rc) return rc;
-    int r = rt->blas.Create(&rt->blas_h);
-    if (r) return kf_fail(err, KF_E_UNSUPPORTED, "cuda: cublasCreate failed (status %d)", r);
-    rt->have_blas = 1;
-    /* pedantic: never TF32 or other reduced-precision paths for float32, unless allowed */
-    int mode = rt->allow_tf32 ? KF_CUBLAS_TF32_TENSOR_OP_MATH : KF_CUBLAS_PEDANTIC_MATH;
-    if ((r = rt->blas.SetMathMode(rt->blas_h, mode)) != 0)
-        return kf_fail(err, KF_E_UNSUPPORTED, "cuda: cublasSetMathMode(%d) failed (status %d)", mode, r);
-    if ((r = rt->blas.SetStream(rt->blas_h, rt->stream)) != 0)
-        return kf_fail(err, KF_E_UNSUPPORTED, "cuda: cublasSetStream failed (status %d)", r);
-    return 0;
-}
-
 int kf_cuda_open(const kf_program *p, const kf_build *b, const kf_build_opts *o, void **out, kf_err *err) {
     *out = NULL;
     if (!p || !b || !b->artifact) return kf_fail(err, KF_E_INVALID, "cuda: open needs a program and a built artifact");
@@ -168,7 +153,7 @@ int kf_cuda_open(const kf_program *p, const kf_build *b, const kf_build_opts *o,
     rt->p = p;
     rt->allow_tf32 = o && o->allow_tf32;
     const char *g = getenv("KFORGE_CUDA_GRAPH");
-    rt->use_graph = !(g && strcmp(g, "0") == 0);
+    rt->use_graph = g && strcmp(g, "0") == 0 ? 0 : g && strcmp(g, "require") == 0 ? 2 : 1;
     kf_cuda_dev_setup(rt, b, o);
     kf_cu_api *a = &rt->cu;
     char *bin = NULL;
@@ -214,7 +199,7 @@ int kf_cuda_open(const kf_program *p, const kf_build *b, const kf_build_opts *o,
             tmp = (size_t)s->bytes;
         }
     }
-    if (!rc && need_blas) rc = kf_cu_open_blas(rt, err);
+    if (!rc && need_blas) rc = kf_cuda_open_gemm(rt, err);
     if (!rc && need_dnn) rc = kf_cuda_open_dnn(rt, err);
     if (!rc && tmp && (r = a->MemAlloc(&rt->tmp, tmp)) != 0) rc = kf_cu_fail(a, err, KF_E_NOMEM, r, "cuMemAlloc");
     if (!rc) {
@@ -260,7 +245,9 @@ int kf_cuda_bind(void *vrt, const kf_slot *slots, int n, kf_err *err) {
         for (int i = 0; i < s->n_args; i++)
             if (s->args[i].kind == KF_KP_PTR) rt->launch[si].vals[i].ptr = rt->mem[s->args[i].buf] + KF_GUARD_BYTES;
     }
-    return kf_cuda_prepare_convs(rt, err);
+    int rc = kf_cuda_prepare_convs(rt, err);
+    if (!rc) rc = kf_cuda_prepare_gemms(rt, err);
+    return rc;
 }
 
 static int kf_cu_buf_ok(kf_cu_rt *rt, int buf, kf_err *err) {

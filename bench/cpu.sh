@@ -53,7 +53,7 @@ try:
     run = db.execute("SELECT max(id) FROM runs").fetchone()[0]
     n = db.execute("SELECT count(*) FROM problems WHERE run_id = ?", (run,)).fetchone()[0]
     per = db.execute("SELECT a.agent, count(DISTINCT p.id) FROM attempts a JOIN problems p ON a.problem_id = p.id"
-                     " WHERE p.run_id = ? AND a.status = 'verified' GROUP BY a.agent", (run,)).fetchall()
+                     " WHERE p.run_id = ? AND a.status = ? GROUP BY a.agent", (run, "verified")).fetchall()
     print("verified by agent: " + ", ".join("%s %d/%d" % (a, k, n) for a, k in sorted(per)))
 except Exception as e:
     print("verified by agent: unknown (%s)" % e)

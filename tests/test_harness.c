@@ -117,8 +117,9 @@ static int fake_time(void *rt, int n, void (*flush)(void *), void *ctx, double *
 static void fake_close(void *rt) { free(rt); }
 
 static const kf_target_ops fake_target = {
-    "fake", fake_available, fake_build, fake_open, fake_bind, fake_noop, fake_noop,
-    fake_run, fake_time, fake_close, 0, NULL,
+    .name = "fake", .available = fake_available, .build = fake_build, .open = fake_open,
+    .bind = fake_bind, .upload = fake_noop, .download = fake_noop, .run = fake_run,
+    .time = fake_time, .close = fake_close,
 };
 
 /* x (input 0) and y (output 0), f32[FAKE_N]. */

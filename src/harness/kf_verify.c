@@ -42,7 +42,7 @@ double kf_tol_for(double opt_tol, kf_dtype dt) {
     return opt_tol > 0 ? opt_tol : kf_default_tol(dt);
 }
 
-/* Reference bookkeeping: are all references zero so far; do trial 1's agree with trial 0's. */
+/* Reference bookkeeping: are all references zero so far; does every later trial's agree with trial 0's. */
 static void kf_note_refs(const kf_safetensors *cs, const kf_safetensors *first, int *allzero,
                          int *same_as_first, const kf_harness_opts *opt) {
     for (int i = 0; i < cs->n_tensors; i++) {
@@ -320,7 +320,7 @@ int kf_harness_verify(kf_oracle *o, const kf_graph *g, const char *params_file,
     kf_safetensors first, cs;
     int first_open = 0, allzero = 1, same = 1, failed = 0, seen = 0, n_f64 = 0;
     char f64_trials[256] = "";
-    kf_ipc_group first_g = {0};  /* device data path: trial 0's case, kept for trial 1 */
+    kf_ipc_group first_g = {0};  /* device data path: trial 0's case, kept for the later trials */
     rc = kf_session_dev_start(&s, o, r, &failed, err);
     for (int t = 0; t < s.opt.trials && !failed && !rc; t++) {
         int cs_open = 0, by_f64 = 0, fallback = 0, got_case = 0;
@@ -339,10 +339,7 @@ int kf_harness_verify(kf_oracle *o, const kf_graph *g, const char *params_file,
             n_f64++;
         }
         if (cs_open || got_case) seen = t + 1;
-        if (first_open && cs_open) {
-            kf_st_close(&first);
-            first_open = 0;
-        }
+        /* trial 0's references stay open: every later trial is compared with them */
         if (cs_open && t == 0) {
             first = cs;
             first_open = 1;

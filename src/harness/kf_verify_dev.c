@@ -4,7 +4,7 @@
  * the plan and checks on the device, in the order and with the messages of the host path
  * (kf_verify.c's kf_trial): guard bytes (kf_arena_check), inputs and params unchanged (bitwise
  * against the oracle's copies), every output against its reference (kf_compare's rule), and
- * the degenerate-problem bookkeeping (references all zero; trial 1's references equal to
+ * the degenerate-problem bookkeeping (references all zero; every later trial's references equal to
  * trial 0's within tolerance). On a float32 mismatch the float64 case comes the same way and
  * a second request compares the outputs still in the worker's buffers with it. */
 #include "harness/kf_session.h"
@@ -220,9 +220,9 @@ int kf_trial_dev(kf_session *s, kf_oracle *o, int t, kf_ipc_group *first, int *a
     kf_safetensors cst;
     memset(&cst, 0, sizeof cst);
     if (!src || !job_of || !dev_m) rc = kf_fail(err, KF_E_NOMEM, "harness: out of memory");
-    /* mems: the case (0..), the params, then trial 0's case on trial 1 */
+    /* mems: the case (0..), the params, then trial 0's case on later trials */
     if (!rc) rc = kf_dev_plan_sources(s, &cg, &mems, &n, src, &cst, &bad, &e);
-    if (!rc && t == 1 && first->id && *same) rc = kf_dev_mems_add(&mems, &n, first, &first_base, err);
+    if (!rc && t >= 1 && first->id && *same) rc = kf_dev_mems_add(&mems, &n, first, &first_base, err);
     /* reference bookkeeping (kf_note_refs): which jobs say what */
     int ref_lo = 0, ref_hi = 0, same_broken = 0;
     for (int i = 0; i < cg.n && !rc; i++) {
@@ -234,7 +234,7 @@ int kf_trial_dev(kf_session *s, kf_oracle *o, int t, kf_ipc_group *first, int *a
                              kf_tdesc_numel(&x->desc), 0, 0, 0, 0};
             rc = kf_jobs_add(&jobs, &jz, err);
         }
-        if (rc || !(t == 1 && first->id && *same)) continue;
+        if (rc || !(t >= 1 && first->id && *same)) continue;
         const kf_ipc_tensor *f = kf_ipc_find(first, x->name);
         if (!f || f->desc.dtype != x->desc.dtype || f->nbytes != x->nbytes) {
             same_broken = 1;
@@ -333,8 +333,8 @@ done:
     free(src);
     free(job_of);
     free(dev_m);
-    /* trial 0's case stays for trial 1's comparison; the rest goes back to the oracle */
-    if (t == 1 && first->id) kf_session_dev_release(s, o, first);
+    /* trial 0's case stays for the later trials' comparison (the caller releases it after
+     * the last trial); the rest goes back to the oracle */
     if (t == 0 && !rc && !*fallback && !*failed) {
         *first = cg;
     } else {

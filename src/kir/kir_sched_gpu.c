@@ -24,6 +24,7 @@
 
 #define KIR_GPU_UNKNOWN_ROW 4096     /* assumed trip of a loop without constant bounds */
 #define KIR_GPU_BLOCK_GROUP 1024     /* coop value meaning "the whole block" (any >= threads) */
+#define KIR_GPU_SPLIT_ROWS 256       /* kir_render_cuda's KIR_CU_SPLIT_ROWS */
 
 static int64_t kir_gpu_trip(const kir_stmt *s) {
     int64_t t = kir_sched_trip(s);
@@ -293,7 +294,7 @@ static kir_stmt *kir_gpu_collapse(const kir_kernel *k, kir_stmt *s, int64_t *row
     return run[n - 1];
 }
 
-typedef struct kir_gpu_sum { int nests; int64_t min_block_rows, max_block_work; } kir_gpu_sum; /* min_block_rows: informative */
+typedef struct kir_gpu_sum { int nests; int64_t min_block_rows, max_block_work; } kir_gpu_sum;
 
 static void kir_gpu_nests(kir_kernel *k, kir_stmt *s, int mode, kir_gpu_sum *sum) {
     if (!s) return;
@@ -334,9 +335,12 @@ int kir_sched_gpu(kir_kernel *k, int threads, int rows, int vec4) {
     if (threads == 0) {
         /* long rows read in several passes (softmax: 3) get the biggest blocks: fewer rows
          * in flight per SM keep a row in L2 between its passes; and few long rows (batch-norm
-         * statistics) need all the threads they can get */
+         * statistics) need all the threads they can get; but fewer rows than
+         * KIR_GPU_SPLIT_ROWS are split over several blocks each (kir_render_cuda), where
+         * smaller blocks let more of them be resident */
         threads = 256;
-        if (sum.max_block_work >= 16384) threads = 1024;
+        if (sum.max_block_work >= 16384 && !(sum.min_block_rows >= 0 && sum.min_block_rows < KIR_GPU_SPLIT_ROWS))
+            threads = 1024;
     }
     k->threads = threads;
     k->vec4 = vec4 ? 1 : 0;

@@ -717,11 +717,21 @@ static void test_coop_render(void) {
             KF_CHECK(strstr(t, "if (kf_lane == 0)") != NULL);   /* the statistics' stores */
             KF_CHECK(strstr(t, "__syncthreads();") != NULL);    /* before they are read back */
             KF_CHECK_EQ_INT((int)geo[0].grid[0], 300);           /* a block per row */
+            KF_CHECK_EQ_INT(geo[0].grid_sync, 0);
+            /* 5 channels: fewer rows than blocks resident, each row split over kf_nb blocks */
+            KF_CHECK(strstr(t, "sum = kf_gred_add_f64(sum, kf_sh_f64, kf_part_f64_bnstats, &kf_par, kf_grpbar_bnstats, "
+                               "kf_nb);") != NULL);
+            KF_CHECK(strstr(t, "kf_group_sync(kf_grpbar_bnstats + 2 * (blockIdx.x / kf_nb), (unsigned int)kf_nb);") != NULL);
+            KF_CHECK(strstr(t, "__device__ unsigned int kf_gridbar_bnstats[2];") != NULL); /* cooperative launch */
+            KF_CHECK(strstr(t, "kf_gridbar_softmax") == NULL);
+            KF_CHECK_EQ_INT(geo[1].grid_sync, 1);
+            KF_CHECK_EQ_INT((int)geo[1].grid[0], 5 * ((2048 + 4) / 5));
         } else if (mode == 2) {
             KF_CHECK(strstr(t, "m = kf_wred_max_f32(m);") != NULL);
             KF_CHECK(strstr(t, "__syncwarp();") != NULL);
             KF_CHECK(strstr(t, "kf_bred_") == NULL || strstr(t, "kf_bred_") < strstr(t, "extern \"C\""));
             KF_CHECK_EQ_INT((int)geo[0].grid[0], (300 * 32 + 127) / 128);
+            KF_CHECK(strstr(t, "kf_gred_") == NULL || strstr(t, "kf_gred_") < strstr(t, "extern \"C\""));
         } else {
             KF_CHECK(strstr(t, "cooperative loop") == NULL);
         }
@@ -756,7 +766,7 @@ static void coop_init(kf_arena *a, void *u) {
 }
 
 /* On the GPU: softmax and batch-norm statistics with a thread, a warp and a block per row
- * agree with plain C loops. */
+ * (mode 3: the 5 channels' rows split over several blocks each) agree with plain C loops. */
 static void test_gpu_coop_rows(void) {
     NEED_GPU();
     enum { SR = 300, SW = 1000, BN = 4, BC = 5, BHW = 5000 };

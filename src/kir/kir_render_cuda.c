@@ -47,6 +47,14 @@
  * __shared__ array (kf_bred_*), so every thread has the result; statements that store
  * outside those loops run in lane 0; a group barrier (__syncwarp / __syncthreads) follows
  * a statement that stores a buffer the body loads.
+ * Split rows: a block-group nest with fewer than KIR_CU_SPLIT_ROWS rows (constant) asks for
+ * about KIR_CU_SPLIT_BLOCKS blocks and is launched cooperatively (it defines kf_gridbar_NAME,
+ * so the runtime clamps the grid to what is resident); each row then belongs to kf_nb =
+ * grid / rows consecutive blocks (kf_lane = index among their threads). Block partials go to
+ * a device global (kf_part_T_NAME, two halves used alternately so a block never overwrites a
+ * partial another one may still read), the group's blocks meet at a barrier on their own
+ * counters (kf_group_sync on kf_grpbar_NAME) and every thread combines the kf_nb partials in
+ * the same order (deterministic); group barriers become kf_group_sync too.
  *
  * Launch geometry: block = the kernel's threads (kir_kernel.threads, else KIR_CU_BLOCK); grid = enough blocks for the largest
  * flattened space with constant bounds (at most KIR_CU_MAX_GRID), KIR_CU_DEFAULT_GRID when

@@ -724,6 +724,8 @@ static void test_coop_render(void) {
             KF_CHECK(strstr(t, "kf_group_sync(kf_grpbar_bnstats + 2 * (blockIdx.x / kf_nb), (unsigned int)kf_nb);") != NULL);
             KF_CHECK(strstr(t, "__device__ unsigned int kf_gridbar_bnstats[2];") != NULL); /* cooperative launch */
             KF_CHECK(strstr(t, "kf_gridbar_softmax") == NULL);
+            KF_CHECK(strstr(t, "kf_grid_sync(kf_gridbar_bnstats);") != NULL); /* after the split nest */
+            KF_CHECK(strstr(t, "    int kf_par = 0;") != NULL);
             KF_CHECK_EQ_INT(geo[1].grid_sync, 1);
             KF_CHECK_EQ_INT((int)geo[1].grid[0], 5 * ((2048 + 4) / 5));
         } else if (mode == 2) {

@@ -54,7 +54,9 @@
  * a device global (kf_part_T_NAME, two halves used alternately so a block never overwrites a
  * partial another one may still read), the group's blocks meet at a barrier on their own
  * counters (kf_group_sync on kf_grpbar_NAME) and every thread combines the kf_nb partials in
- * the same order (deterministic); group barriers become kf_group_sync too.
+ * the same order (deterministic); group barriers become kf_group_sync too. A grid barrier
+ * follows every split nest (the next one may group the blocks differently), and the half
+ * (kf_par) alternates over the whole kernel.
  *
  * Launch geometry: block = the kernel's threads (kir_kernel.threads, else KIR_CU_BLOCK); grid = enough blocks for the largest
  * flattened space with constant bounds (at most KIR_CU_MAX_GRID), KIR_CU_DEFAULT_GRID when
@@ -1194,11 +1196,7 @@ static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
         kir_cu_indent(depth + 1, o);
         kf_str_append(o, "const int64_t kf_lane = (int64_t)(blockIdx.x % kf_nb) * blockDim.x + threadIdx.x;\n");
         kir_cu_indent(depth + 1, o);
-        kf_str_append(o, "int kf_par = 0;\n");
-        kir_cu_indent(depth + 1, o);
         kf_str_append(o, "(void)kf_lane;\n");
-        kir_cu_indent(depth + 1, o);
-        kf_str_append(o, "(void)kf_par;\n");
         kir_cu_indent(depth + 1, o);
         kf_str_append(o, "for (int64_t kf_f = (int64_t)blockIdx.x / kf_nb; kf_f < kf_n; kf_f += (int64_t)gridDim.x / kf_nb) {\n");
     } else if (group) {
@@ -1253,6 +1251,9 @@ static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     kir_cu_indent(depth, o);
     kf_str_append(o, "}\n");
     kir_cu_scope_end(x, mark);
+    /* the next split nest (or this one again, in a loop) may group the blocks differently:
+     * no block may reach its group barriers before every block has left this nest's */
+    if (split) kir_cu_sync(x, depth, o);
 }
 
 static void kir_cu_ulist(kir_cu *x, kir_stmt *const *l, int n, int depth, kf_str *o);
@@ -1479,6 +1480,8 @@ static int kir_cu_kernel(const kir_kernel *k, kf_str *o, kir_launch *launch, kf_
         kf_str_append(o, "    const int64_t kf_gtid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;\n"
                          "    const int64_t kf_gsize = (int64_t)gridDim.x * blockDim.x;\n"
                          "    (void)kf_gtid;\n    (void)kf_gsize;\n");
+        if (x.split_used) /* which half of the split partials the block's next reduction uses */
+            kf_str_append(o, "    int kf_par = 0;\n    (void)kf_par;\n");
         for (int t = 0; t <= KIR_T_F64; t++) /* partials of block reductions, one per warp */
             if (x.sh_used[t])
                 kf_str_appendf(o, "    __shared__ %s kf_sh_%s[32];\n", kir_rc_ctype((kir_type)t), kir_type_name((kir_type)t));

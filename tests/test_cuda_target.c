@@ -654,9 +654,7 @@ static kir_kernel *k_softmax(const char *name, int64_t R, int64_t W) {
  * sum and sum of squares over N * HW elements (index r / HW, r % HW), mean and rstd stored by
  * the row's first thread into st[2c], st[2c+1], then y = (x - st[2c]) * st[2c+1] read back from
  * the buffer (a group barrier must separate the two). */
-static kir_kernel *k_bnstats(const char *name, int64_t N, int64_t C, int64_t HW) {
-    kir_kernel *k = kir_kernel_new(name);
-    int y = kir_add_buf(k, "y", KF_F32, 1), x = kir_add_buf(k, "x", KF_F32, 0), st = kir_add_buf(k, "st", KF_F32, 1);
+static void k_bnstats_nest(kir_kernel *k, int y, int x, int st, int64_t N, int64_t C, int64_t HW) {
     int c = kir_add_var(k, "c", KIR_T_I64), sum = kir_add_var(k, "sum", KIR_T_F64), ss = kir_add_var(k, "ss", KIR_T_F64);
     int r1 = kir_add_var(k, "r", KIR_T_I64), r2 = kir_add_var(k, "r", KIR_T_I64), mean = kir_add_var(k, "mean", KIR_T_F64);
     int i2 = kir_add_var(k, "i", KIR_T_I64), v1 = kir_add_var(k, "v", KIR_T_F64);
@@ -686,7 +684,34 @@ static kir_kernel *k_bnstats(const char *name, int64_t N, int64_t C, int64_t HW)
     kir_append(k, lc, l2);
     kir_append(k, k->body, lc);
 #undef BN_IDX
+}
+
+static kir_kernel *k_bnstats(const char *name, int64_t N, int64_t C, int64_t HW) {
+    kir_kernel *k = kir_kernel_new(name);
+    int y = kir_add_buf(k, "y", KF_F32, 1), x = kir_add_buf(k, "x", KF_F32, 0), st = kir_add_buf(k, "st", KF_F32, 1);
+    k_bnstats_nest(k, y, x, st, N, C, HW);
     return k;
+}
+
+/* Reference of k_bnstats_nest: statistics into stats[2C], normalised x into ref. */
+static void bnstats_ref(const float *xv, int64_t N, int64_t C, int64_t HW, double *stats, double *ref) {
+    for (int64_t ch = 0; ch < C; ch++) {
+        double s1 = 0, s2 = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < HW; i++) {
+                double v = xv[(n * C + ch) * HW + i];
+                s1 += v;
+                s2 += v * v;
+            }
+        double mean = s1 / (double)(N * HW);
+        stats[2 * ch] = (float)mean;
+        stats[2 * ch + 1] = (float)(1.0 / sqrt(s2 / (double)(N * HW) - mean * mean + 1e-5));
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < HW; i++) {
+                int64_t at = (n * C + ch) * HW + i;
+                ref[at] = ((double)xv[at] - stats[2 * ch]) * stats[2 * ch + 1];
+            }
+    }
 }
 
 /* The schedule marks the row loops, the CUDA text has the group reductions, the C text is
@@ -832,6 +857,77 @@ static void test_gpu_coop_rows(void) {
         kir_kernel_free(ks[0]);
         kir_kernel_free(ks[1]);
     }
+}
+
+/* On the GPU: one kernel with two split nests that group the blocks differently (5 rows,
+ * then 3), run in a serial loop twice; each has a group barrier between the statistics'
+ * stores and the pass that reads them back. Both agree with C. */
+static void test_gpu_split_rows(void) {
+    enum { N1 = 4, C1 = 5, HW1 = 5000, N2 = 20, C2 = 3, HW2 = 1000 };
+    kir_kernel *k = kir_kernel_new("bn2");
+    int y1 = kir_add_buf(k, "y", KF_F32, 1), x = kir_add_buf(k, "x", KF_F32, 0), st1 = kir_add_buf(k, "st", KF_F32, 1);
+    int y2 = kir_add_buf(k, "y2", KF_F32, 1), st2 = kir_add_buf(k, "st2", KF_F32, 1);
+    k_bnstats_nest(k, y1, x, st1, N1, C1, HW1);
+    k_bnstats_nest(k, y2, x, st2, N2, C2, HW2);
+    /* both nests inside a serial loop run twice */
+    int it = kir_add_var(k, "it", KIR_T_I64);
+    kir_stmt *loop = kir_for(k, it, kir_int(k, 0), kir_int(k, 2), 1, KIR_LOOP_SERIAL);
+    for (int i = 0; i < k->body->n_body; i++) kir_append(k, loop, k->body->body[i]);
+    k->body->n_body = 0;
+    kir_append(k, k->body, loop);
+    KF_CHECK_EQ_INT(kir_sched_gpu(k, 256, 3, 0), 2);
+    tprog t;
+    tp_init(&t);
+    kir_launch geo;
+    kir_kernel *ks[1] = {k};
+    tp_kir(&t, ks, 1, &geo);
+    KF_CHECK(strstr(t.text, "kf_gred_add_f64") != NULL);
+    KF_CHECK_EQ_INT(geo.grid_sync, 1);
+    if (g_nvrtc && !g_gpu) { /* compile only */
+        kf_kparam_kind kinds[5] = {KF_KP_PTR, KF_KP_PTR, KF_KP_PTR, KF_KP_PTR, KF_KP_PTR};
+        tprog tc;
+        tp_init(&tc);
+        tp_source(&tc, t.text);
+        tp_kernel(&tc, "bn2", kinds, 5);
+        kf_build_opts o = opts();
+        kf_build b = {0};
+        kf_err e = {0};
+        int rc = T->build(&tc.p, &o, &b, &e);
+        KF_CHECK_MSG(rc == 0, "%s\n%s", e.msg, b.log ? b.log : "");
+        kf_build_free(&b);
+        tp_free(&tc);
+    }
+    if (!g_gpu) {
+        tp_free(&t);
+        kir_kernel_free(k);
+        KF_SKIP("no GPU here: %s", g_no_gpu);
+    }
+    int64_t nx = (int64_t)N1 * C1 * HW1;
+    int xb = tp_buf(&t, "x", KF_BUF_INPUT, KF_F32, nx), yb = tp_buf(&t, "y", KF_BUF_OUTPUT, KF_F32, nx);
+    int sb = tp_buf(&t, "st", KF_BUF_OUTPUT, KF_F32, 2 * C1), y2b = tp_buf(&t, "y2", KF_BUF_OUTPUT, KF_F32, nx);
+    int s2b = tp_buf(&t, "st2", KF_BUF_OUTPUT, KF_F32, 2 * C2);
+    tp_launch(&t, 0, (kf_karg[]){PTR(yb), PTR(xb), PTR(sb), PTR(y2b), PTR(s2b)}, 5, &geo);
+    coop_data d = {xb, nx};
+    gcase c;
+    kf_err err = {0};
+    kf_status s = gc_start(&c, &t.p, coop_init, &d, 60, &err);
+    if (s == KF_ST_VERIFIED) s = gc_run(&c, &err);
+    KF_CHECK_MSG(s == KF_ST_VERIFIED, "%s: %s", kf_status_name(s), err.msg);
+    if (s == KF_ST_VERIFIED) {
+        double *ref = malloc(sizeof(double) * (size_t)nx), stats[2 * C1];
+        bnstats_ref(F32(c, xb), N1, C1, HW1, stats, ref);
+        KF_CHECK_EQ_INT(mismatches(F32(c, sb), stats, 2 * C1, 1e-5), 0);
+        KF_CHECK_EQ_INT(mismatches(F32(c, yb), ref, nx, 1e-4), 0);
+        bnstats_ref(F32(c, xb), N2, C2, HW2, stats, ref);
+        KF_CHECK_EQ_INT(mismatches(F32(c, s2b), stats, 2 * C2, 1e-5), 0);
+        KF_CHECK_EQ_INT(mismatches(F32(c, y2b), ref, (int64_t)N2 * C2 * HW2, 1e-4), 0);
+        free(ref);
+        int what = 0;
+        KF_CHECK_MSG(gc_guards_ok(&c, &what, &err), "%s", err.msg);
+    }
+    gc_end(&c);
+    tp_free(&t);
+    kir_kernel_free(k);
 }
 
 /* ---- cases on the GPU ---- */
@@ -1087,6 +1183,7 @@ int main(void) {
     KF_RUN(test_coop_render);
     KF_RUN(test_lowered_problems_compile);
     KF_RUN(test_gpu_coop_rows);
+    KF_RUN(test_gpu_split_rows);
     KF_RUN(test_gpu_kir_kernels);
     KF_RUN(test_gpu_steps);
     KF_RUN(test_gpu_bad_programs);

@@ -719,7 +719,7 @@ static void bnstats_ref(const float *xv, int64_t N, int64_t C, int64_t HW, doubl
 static void test_coop_render(void) {
     kf_err err = {0};
     for (int mode = 1; mode <= 3; mode++) {
-        kir_kernel *ks[2] = {k_softmax("softmax", 300, 1000), k_bnstats("bnstats", 4, 5, 5000)};
+        kir_kernel *ks[2] = {k_softmax("softmax", 600, 1000), k_bnstats("bnstats", 4, 5, 5000)};
         kf_str c0, c1, cu;
         kf_str_init(&c0);
         kf_str_init(&c1);
@@ -741,7 +741,7 @@ static void test_coop_render(void) {
             KF_CHECK(strstr(t, "__shared__ double kf_sh_f64[32];") != NULL);
             KF_CHECK(strstr(t, "if (kf_lane == 0)") != NULL);   /* the statistics' stores */
             KF_CHECK(strstr(t, "__syncthreads();") != NULL);    /* before they are read back */
-            KF_CHECK_EQ_INT((int)geo[0].grid[0], 300);           /* a block per row */
+            KF_CHECK_EQ_INT((int)geo[0].grid[0], 600);           /* a block per row */
             KF_CHECK_EQ_INT(geo[0].grid_sync, 0);
             /* 5 channels: fewer rows than blocks resident, each row split over kf_nb blocks */
             KF_CHECK(strstr(t, "sum = kf_gred_add_f64(sum, kf_sh_f64, kf_part_f64_bnstats, &kf_par, kf_grpbar_bnstats, "
@@ -757,7 +757,7 @@ static void test_coop_render(void) {
             KF_CHECK(strstr(t, "m = kf_wred_max_f32(m);") != NULL);
             KF_CHECK(strstr(t, "__syncwarp();") != NULL);
             KF_CHECK(strstr(t, "kf_bred_") == NULL || strstr(t, "kf_bred_") < strstr(t, "extern \"C\""));
-            KF_CHECK_EQ_INT((int)geo[0].grid[0], (300 * 32 + 127) / 128);
+            KF_CHECK_EQ_INT((int)geo[0].grid[0], (600 * 32 + 127) / 128);
             KF_CHECK(strstr(t, "kf_gred_") == NULL || strstr(t, "kf_gred_") < strstr(t, "extern \"C\""));
         } else {
             KF_CHECK(strstr(t, "cooperative loop") == NULL);
@@ -793,7 +793,8 @@ static void coop_init(kf_arena *a, void *u) {
 }
 
 /* On the GPU: softmax and batch-norm statistics with a thread, a warp and a block per row
- * (mode 3: the 5 channels' rows split over several blocks each) agree with plain C loops. */
+ * (mode 3: the 300 softmax rows and the 5 channels split over several blocks each) agree
+ * with plain C loops. */
 static void test_gpu_coop_rows(void) {
     NEED_GPU();
     enum { SR = 300, SW = 1000, BN = 4, BC = 5, BHW = 5000 };

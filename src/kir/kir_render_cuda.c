@@ -75,7 +75,7 @@
 #define KIR_CU_DEFAULT_GRID 4096
 #define KIR_CU_LIN_MAX 24      /* atoms in a linear form */
 #define KIR_CU_DEF_DEPTH 48    /* local definitions expanded at most this deep */
-#define KIR_CU_SPLIT_ROWS 256  /* block-group nests with fewer rows split each row over blocks */
+#define KIR_CU_SPLIT_ROWS 512  /* block-group nests with fewer rows split each row over blocks */
 #define KIR_CU_SPLIT_BLOCKS 2048 /* blocks such a nest asks for (the runtime clamps to residency) */
 
 static const char kir_cu_prelude[] =

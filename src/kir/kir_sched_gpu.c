@@ -24,7 +24,7 @@
 
 #define KIR_GPU_UNKNOWN_ROW 4096     /* assumed trip of a loop without constant bounds */
 #define KIR_GPU_BLOCK_GROUP 1024     /* coop value meaning "the whole block" (any >= threads) */
-#define KIR_GPU_SPLIT_ROWS 256       /* kir_render_cuda's KIR_CU_SPLIT_ROWS */
+#define KIR_GPU_SPLIT_ROWS 512       /* kir_render_cuda's KIR_CU_SPLIT_ROWS */
 
 static int64_t kir_gpu_trip(const kir_stmt *s) {
     int64_t t = kir_sched_trip(s);

@@ -719,7 +719,7 @@ static void bnstats_ref(const float *xv, int64_t N, int64_t C, int64_t HW, doubl
 static void test_coop_render(void) {
     kf_err err = {0};
     for (int mode = 1; mode <= 3; mode++) {
-        kir_kernel *ks[2] = {k_softmax("softmax", 600, 1000), k_bnstats("bnstats", 4, 5, 5000)};
+        kir_kernel *ks[2] = {k_softmax("softmax", 600, 1000), k_bnstats("bnstats", 4, 5, 40000)};
         kf_str c0, c1, cu;
         kf_str_init(&c0);
         kf_str_init(&c1);
@@ -743,7 +743,9 @@ static void test_coop_render(void) {
             KF_CHECK(strstr(t, "__syncthreads();") != NULL);    /* before they are read back */
             KF_CHECK_EQ_INT((int)geo[0].grid[0], 600);           /* a block per row */
             KF_CHECK_EQ_INT(geo[0].grid_sync, 0);
-            /* 5 channels: fewer rows than blocks resident, each row split over kf_nb blocks */
+            /* 5 long channels: each row split over kf_nb blocks (kir_sched_gpu marks it) */
+            KF_CHECK_EQ_INT(ks[1]->body->body[0]->coop, KIR_COOP_SPLIT);
+            KF_CHECK(ks[0]->body->body[0]->coop != KIR_COOP_SPLIT); /* 600 rows of 1000 */
             KF_CHECK(strstr(t, "sum = kf_gred_add_f64(sum, kf_sh_f64, kf_part_f64_bnstats, &kf_par, kf_grpbar_bnstats, "
                                "kf_nb);") != NULL);
             KF_CHECK(strstr(t, "kf_group_sync(kf_grpbar_bnstats + 2 * (blockIdx.x / kf_nb), (unsigned int)kf_nb);") != NULL);
@@ -785,6 +787,31 @@ static void test_coop_render(void) {
     if (!g_nvrtc) KF_SKIP("rendered only; cannot compile CUDA here: %s", g_no_nvrtc);
 }
 
+/* The automatic mapping splits few long rows over blocks (256-thread blocks), but not rows
+ * that are short (128 x 50176: a ResNet batch norm, slower split on the H100) or many. */
+static void test_split_choice(void) {
+    struct { int64_t n, c, hw; int split, threads; } cases[] = {
+        {32, 64, 16384, 1, 256},   /* 64 rows of 524288 */
+        {32, 128, 1568, 0, 1024},  /* 128 rows of 50176 */
+        {1, 600, 262144, 0, 1024}, /* 600 rows: enough blocks already */
+    };
+    for (int i = 0; i < 3; i++) {
+        kir_kernel *k = k_bnstats("bn", cases[i].n, cases[i].c, cases[i].hw);
+        KF_CHECK_EQ_INT(kir_sched_gpu(k, 0, 0, 0), 1);
+        KF_CHECK_EQ_INT(k->body->body[0]->coop == KIR_COOP_SPLIT, cases[i].split);
+        KF_CHECK_EQ_INT(k->threads, cases[i].threads);
+        kf_str cu;
+        kf_str_init(&cu);
+        kir_launch geo;
+        kf_err err = {0};
+        KF_CHECK_EQ_INT(kir_render_cuda(&k, 1, &cu, &geo, &err), 0);
+        KF_CHECK_EQ_INT((strstr(kf_str_cstr(&cu), "kf_gred_add_f64(sum") != NULL), cases[i].split);
+        KF_CHECK_EQ_INT(geo.grid_sync, cases[i].split);
+        kf_str_free(&cu);
+        kir_kernel_free(k);
+    }
+}
+
 typedef struct coop_data { int x; int64_t n; } coop_data;
 
 static void coop_init(kf_arena *a, void *u) {
@@ -793,11 +820,11 @@ static void coop_init(kf_arena *a, void *u) {
 }
 
 /* On the GPU: softmax and batch-norm statistics with a thread, a warp and a block per row
- * (mode 3: the 300 softmax rows and the 5 channels split over several blocks each) agree
+ * (mode 3: the 5 channels' rows of 160000 elements split over several blocks each) agree
  * with plain C loops. */
 static void test_gpu_coop_rows(void) {
     NEED_GPU();
-    enum { SR = 300, SW = 1000, BN = 4, BC = 5, BHW = 5000 };
+    enum { SR = 300, SW = 1000, BN = 4, BC = 5, BHW = 40000 };
     for (int mode = 1; mode <= 3; mode++) {
         kir_kernel *ks[2] = {k_softmax("softmax", SR, SW), k_bnstats("bnstats", BN, BC, BHW)};
         int threads = mode == 2 ? 128 : 512;
@@ -864,7 +891,7 @@ static void test_gpu_coop_rows(void) {
  * then 3), run in a serial loop twice; each has a group barrier between the statistics'
  * stores and the pass that reads them back. Both agree with C. */
 static void test_gpu_split_rows(void) {
-    enum { N1 = 4, C1 = 5, HW1 = 5000, N2 = 20, C2 = 3, HW2 = 1000 };
+    enum { N1 = 4, C1 = 5, HW1 = 40000, N2 = 20, C2 = 3, HW2 = 8000 };
     kir_kernel *k = kir_kernel_new("bn2");
     int y1 = kir_add_buf(k, "y", KF_F32, 1), x = kir_add_buf(k, "x", KF_F32, 0), st1 = kir_add_buf(k, "st", KF_F32, 1);
     int y2 = kir_add_buf(k, "y2", KF_F32, 1), st2 = kir_add_buf(k, "st2", KF_F32, 1);
@@ -1182,6 +1209,7 @@ int main(void) {
     KF_RUN(test_lowered_linear_softmax);
     KF_RUN(test_lowered_matmul_tail);
     KF_RUN(test_coop_render);
+    KF_RUN(test_split_choice);
     KF_RUN(test_lowered_problems_compile);
     KF_RUN(test_gpu_coop_rows);
     KF_RUN(test_gpu_split_rows);

@@ -47,7 +47,7 @@
  * __shared__ array (kf_bred_*), so every thread has the result; statements that store
  * outside those loops run in lane 0; a group barrier (__syncwarp / __syncthreads) follows
  * a statement that stores a buffer the body loads.
- * Split rows: a block-group nest with fewer than KIR_CU_SPLIT_ROWS rows (constant) asks for
+ * Split rows: a nest with coop = KIR_COOP_SPLIT and a constant number of rows asks for
  * about KIR_CU_SPLIT_BLOCKS blocks and is launched cooperatively (it defines kf_gridbar_NAME,
  * so the runtime clamps the grid to what is resident); each row then belongs to kf_nb =
  * grid / rows consecutive blocks (kf_lane = index among their threads). Block partials go to
@@ -75,7 +75,6 @@
 #define KIR_CU_DEFAULT_GRID 4096
 #define KIR_CU_LIN_MAX 24      /* atoms in a linear form */
 #define KIR_CU_DEF_DEPTH 48    /* local definitions expanded at most this deep */
-#define KIR_CU_SPLIT_ROWS 512  /* block-group nests with fewer rows split each row over blocks */
 #define KIR_CU_SPLIT_BLOCKS 2048 /* blocks such a nest asks for (the runtime clamps to residency) */
 
 static const char kir_cu_prelude[] =
@@ -1167,7 +1166,7 @@ static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     /* few rows for whole blocks: each row split over kf_nb blocks (kf_nb = grid / rows at run
      * time, the grid clamped to what is resident since group barriers need a cooperative launch) */
     int64_t rows = total;
-    int split = group && group == x->threads && rows > 0 && rows < KIR_CU_SPLIT_ROWS;
+    int split = group && group == x->threads && run[0]->coop >= KIR_COOP_SPLIT && rows > 0;
     if (split) {
         int64_t nb = (KIR_CU_SPLIT_BLOCKS + rows - 1) / rows;
         total = rows * nb * group;

@@ -656,9 +656,7 @@ static kir_kernel *k_softmax(const char *name, int64_t R, int64_t W) {
  * sum and sum of squares over N * HW elements (index r / HW, r % HW), mean and rstd stored by
  * the row's first thread into st[2c], st[2c+1], then y = (x - st[2c]) * st[2c+1] read back from
  * the buffer (a group barrier must separate the two). */
-static kir_kernel *k_bnstats(const char *name, int64_t N, int64_t C, int64_t HW) {
-    kir_kernel *k = kir_kernel_new(name);
-    int y = kir_add_buf(k, "y", KF_F32, 1), x = kir_add_buf(k, "x", KF_F32, 0), st = kir_add_buf(k, "st", KF_F32, 1);
+static void k_bnstats_nest(kir_kernel *k, int y, int x, int st, int64_t N, int64_t C, int64_t HW) {
     int c = kir_add_var(k, "c", KIR_T_I64), sum = kir_add_var(k, "sum", KIR_T_F64), ss = kir_add_var(k, "ss", KIR_T_F64);
     int r1 = kir_add_var(k, "r", KIR_T_I64), r2 = kir_add_var(k, "r", KIR_T_I64), mean = kir_add_var(k, "mean", KIR_T_F64);
     int i2 = kir_add_var(k, "i", KIR_T_I64), v1 = kir_add_var(k, "v", KIR_T_F64);
@@ -688,7 +686,34 @@ static kir_kernel *k_bnstats(const char *name, int64_t N, int64_t C, int64_t HW)
     kir_append(k, lc, l2);
     kir_append(k, k->body, lc);
 #undef BN_IDX
+}
+
+static kir_kernel *k_bnstats(const char *name, int64_t N, int64_t C, int64_t HW) {
+    kir_kernel *k = kir_kernel_new(name);
+    int y = kir_add_buf(k, "y", KF_F32, 1), x = kir_add_buf(k, "x", KF_F32, 0), st = kir_add_buf(k, "st", KF_F32, 1);
+    k_bnstats_nest(k, y, x, st, N, C, HW);
     return k;
+}
+
+/* Reference of k_bnstats_nest: statistics into stats[2C], normalised x into ref. */
+static void bnstats_ref(const float *xv, int64_t N, int64_t C, int64_t HW, double *stats, double *ref) {
+    for (int64_t ch = 0; ch < C; ch++) {
+        double s1 = 0, s2 = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < HW; i++) {
+                double v = xv[(n * C + ch) * HW + i];
+                s1 += v;
+                s2 += v * v;
+            }
+        double mean = s1 / (double)(N * HW);
+        stats[2 * ch] = (float)mean;
+        stats[2 * ch + 1] = (float)(1.0 / sqrt(s2 / (double)(N * HW) - mean * mean + 1e-5));
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < HW; i++) {
+                int64_t at = (n * C + ch) * HW + i;
+                ref[at] = ((double)xv[at] - stats[2 * ch]) * stats[2 * ch + 1];
+            }
+    }
 }
 
 /* The schedule marks the row loops, the CUDA text has the group reductions, the C text is
@@ -696,7 +721,7 @@ static kir_kernel *k_bnstats(const char *name, int64_t N, int64_t C, int64_t HW)
 static void test_coop_render(void) {
     kf_err err = {0};
     for (int mode = 1; mode <= 3; mode++) {
-        kir_kernel *ks[2] = {k_softmax("softmax", 300, 1000), k_bnstats("bnstats", 4, 5, 5000)};
+        kir_kernel *ks[2] = {k_softmax("softmax", 600, 1000), k_bnstats("bnstats", 4, 5, 40000)};
         kf_str c0, c1, cu;
         kf_str_init(&c0);
         kf_str_init(&c1);
@@ -718,12 +743,26 @@ static void test_coop_render(void) {
             KF_CHECK(strstr(t, "__shared__ double kf_sh_f64[32];") != NULL);
             KF_CHECK(strstr(t, "if (kf_lane == 0)") != NULL);   /* the statistics' stores */
             KF_CHECK(strstr(t, "__syncthreads();") != NULL);    /* before they are read back */
-            KF_CHECK_EQ_INT((int)geo[0].grid[0], 300);           /* a block per row */
+            KF_CHECK_EQ_INT((int)geo[0].grid[0], 600);           /* a block per row */
+            KF_CHECK_EQ_INT(geo[0].grid_sync, 0);
+            /* 5 long channels: each row split over kf_nb blocks (kir_sched_gpu marks it) */
+            KF_CHECK_EQ_INT(ks[1]->body->body[0]->coop, KIR_COOP_SPLIT);
+            KF_CHECK(ks[0]->body->body[0]->coop != KIR_COOP_SPLIT); /* 600 rows of 1000 */
+            KF_CHECK(strstr(t, "sum = kf_gred_add_f64(sum, kf_sh_f64, kf_part_f64_bnstats, &kf_par, kf_grpbar_bnstats, "
+                               "kf_nb);") != NULL);
+            KF_CHECK(strstr(t, "kf_group_sync(kf_grpbar_bnstats + 2 * (blockIdx.x / kf_nb), (unsigned int)kf_nb);") != NULL);
+            KF_CHECK(strstr(t, "__device__ unsigned int kf_gridbar_bnstats[2];") != NULL); /* cooperative launch */
+            KF_CHECK(strstr(t, "kf_gridbar_softmax") == NULL);
+            KF_CHECK(strstr(t, "kf_grid_sync(kf_gridbar_bnstats);") != NULL); /* after the split nest */
+            KF_CHECK(strstr(t, "    int kf_par = 0;") != NULL);
+            KF_CHECK_EQ_INT(geo[1].grid_sync, 1);
+            KF_CHECK_EQ_INT((int)geo[1].grid[0], 5 * ((2048 + 4) / 5));
         } else if (mode == 2) {
             KF_CHECK(strstr(t, "m = kf_wred_max_f32(m);") != NULL);
             KF_CHECK(strstr(t, "__syncwarp();") != NULL);
             KF_CHECK(strstr(t, "kf_bred_") == NULL || strstr(t, "kf_bred_") < strstr(t, "extern \"C\""));
-            KF_CHECK_EQ_INT((int)geo[0].grid[0], (300 * 32 + 127) / 128);
+            KF_CHECK_EQ_INT((int)geo[0].grid[0], (600 * 32 + 127) / 128);
+            KF_CHECK(strstr(t, "kf_gred_") == NULL || strstr(t, "kf_gred_") < strstr(t, "extern \"C\""));
         } else {
             KF_CHECK(strstr(t, "cooperative loop") == NULL);
         }
@@ -750,6 +789,31 @@ static void test_coop_render(void) {
     if (!g_nvrtc) KF_SKIP("rendered only; cannot compile CUDA here: %s", g_no_nvrtc);
 }
 
+/* The automatic mapping splits few long rows over blocks (256-thread blocks), but not rows
+ * that are short (128 x 50176: a ResNet batch norm, slower split on the H100) or many. */
+static void test_split_choice(void) {
+    struct { int64_t n, c, hw; int split, threads; } cases[] = {
+        {32, 64, 16384, 1, 256},   /* 64 rows of 524288 */
+        {32, 128, 1568, 0, 1024},  /* 128 rows of 50176 */
+        {1, 600, 262144, 0, 1024}, /* 600 rows: enough blocks already */
+    };
+    for (int i = 0; i < 3; i++) {
+        kir_kernel *k = k_bnstats("bn", cases[i].n, cases[i].c, cases[i].hw);
+        KF_CHECK_EQ_INT(kir_sched_gpu(k, 0, 0, 0), 1);
+        KF_CHECK_EQ_INT(k->body->body[0]->coop == KIR_COOP_SPLIT, cases[i].split);
+        KF_CHECK_EQ_INT(k->threads, cases[i].threads);
+        kf_str cu;
+        kf_str_init(&cu);
+        kir_launch geo;
+        kf_err err = {0};
+        KF_CHECK_EQ_INT(kir_render_cuda(&k, 1, &cu, &geo, &err), 0);
+        KF_CHECK_EQ_INT((strstr(kf_str_cstr(&cu), "kf_gred_add_f64(sum") != NULL), cases[i].split);
+        KF_CHECK_EQ_INT(geo.grid_sync, cases[i].split);
+        kf_str_free(&cu);
+        kir_kernel_free(k);
+    }
+}
+
 typedef struct coop_data { int x; int64_t n; } coop_data;
 
 static void coop_init(kf_arena *a, void *u) {
@@ -758,10 +822,11 @@ static void coop_init(kf_arena *a, void *u) {
 }
 
 /* On the GPU: softmax and batch-norm statistics with a thread, a warp and a block per row
- * agree with plain C loops. */
+ * (mode 3: the 5 channels' rows of 160000 elements split over several blocks each) agree
+ * with plain C loops. */
 static void test_gpu_coop_rows(void) {
     NEED_GPU();
-    enum { SR = 300, SW = 1000, BN = 4, BC = 5, BHW = 5000 };
+    enum { SR = 300, SW = 1000, BN = 4, BC = 5, BHW = 40000 };
     for (int mode = 1; mode <= 3; mode++) {
         kir_kernel *ks[2] = {k_softmax("softmax", SR, SW), k_bnstats("bnstats", BN, BC, BHW)};
         int threads = mode == 2 ? 128 : 512;
@@ -822,6 +887,77 @@ static void test_gpu_coop_rows(void) {
         kir_kernel_free(ks[0]);
         kir_kernel_free(ks[1]);
     }
+}
+
+/* On the GPU: one kernel with two split nests that group the blocks differently (5 rows,
+ * then 3), run in a serial loop twice; each has a group barrier between the statistics'
+ * stores and the pass that reads them back. Both agree with C. */
+static void test_gpu_split_rows(void) {
+    enum { N1 = 4, C1 = 5, HW1 = 40000, N2 = 20, C2 = 3, HW2 = 8000 };
+    kir_kernel *k = kir_kernel_new("bn2");
+    int y1 = kir_add_buf(k, "y", KF_F32, 1), x = kir_add_buf(k, "x", KF_F32, 0), st1 = kir_add_buf(k, "st", KF_F32, 1);
+    int y2 = kir_add_buf(k, "y2", KF_F32, 1), st2 = kir_add_buf(k, "st2", KF_F32, 1);
+    k_bnstats_nest(k, y1, x, st1, N1, C1, HW1);
+    k_bnstats_nest(k, y2, x, st2, N2, C2, HW2);
+    /* both nests inside a serial loop run twice */
+    int it = kir_add_var(k, "it", KIR_T_I64);
+    kir_stmt *loop = kir_for(k, it, kir_int(k, 0), kir_int(k, 2), 1, KIR_LOOP_SERIAL);
+    for (int i = 0; i < k->body->n_body; i++) kir_append(k, loop, k->body->body[i]);
+    k->body->n_body = 0;
+    kir_append(k, k->body, loop);
+    KF_CHECK_EQ_INT(kir_sched_gpu(k, 256, 3, 0), 2);
+    tprog t;
+    tp_init(&t);
+    kir_launch geo;
+    kir_kernel *ks[1] = {k};
+    tp_kir(&t, ks, 1, &geo);
+    KF_CHECK(strstr(t.text, "kf_gred_add_f64") != NULL);
+    KF_CHECK_EQ_INT(geo.grid_sync, 1);
+    if (g_nvrtc && !g_gpu) { /* compile only */
+        kf_kparam_kind kinds[5] = {KF_KP_PTR, KF_KP_PTR, KF_KP_PTR, KF_KP_PTR, KF_KP_PTR};
+        tprog tc;
+        tp_init(&tc);
+        tp_source(&tc, t.text);
+        tp_kernel(&tc, "bn2", kinds, 5);
+        kf_build_opts o = opts();
+        kf_build b = {0};
+        kf_err e = {0};
+        int rc = T->build(&tc.p, &o, &b, &e);
+        KF_CHECK_MSG(rc == 0, "%s\n%s", e.msg, b.log ? b.log : "");
+        kf_build_free(&b);
+        tp_free(&tc);
+    }
+    if (!g_gpu) {
+        tp_free(&t);
+        kir_kernel_free(k);
+        KF_SKIP("no GPU here: %s", g_no_gpu);
+    }
+    int64_t nx = (int64_t)N1 * C1 * HW1;
+    int xb = tp_buf(&t, "x", KF_BUF_INPUT, KF_F32, nx), yb = tp_buf(&t, "y", KF_BUF_OUTPUT, KF_F32, nx);
+    int sb = tp_buf(&t, "st", KF_BUF_OUTPUT, KF_F32, 2 * C1), y2b = tp_buf(&t, "y2", KF_BUF_OUTPUT, KF_F32, nx);
+    int s2b = tp_buf(&t, "st2", KF_BUF_OUTPUT, KF_F32, 2 * C2);
+    tp_launch(&t, 0, (kf_karg[]){PTR(yb), PTR(xb), PTR(sb), PTR(y2b), PTR(s2b)}, 5, &geo);
+    coop_data d = {xb, nx};
+    gcase c;
+    kf_err err = {0};
+    kf_status s = gc_start(&c, &t.p, coop_init, &d, 60, &err);
+    if (s == KF_ST_VERIFIED) s = gc_run(&c, &err);
+    KF_CHECK_MSG(s == KF_ST_VERIFIED, "%s: %s", kf_status_name(s), err.msg);
+    if (s == KF_ST_VERIFIED) {
+        double *ref = malloc(sizeof(double) * (size_t)nx), stats[2 * C1];
+        bnstats_ref(F32(c, xb), N1, C1, HW1, stats, ref);
+        KF_CHECK_EQ_INT(mismatches(F32(c, sb), stats, 2 * C1, 1e-5), 0);
+        KF_CHECK_EQ_INT(mismatches(F32(c, yb), ref, nx, 1e-4), 0);
+        bnstats_ref(F32(c, xb), N2, C2, HW2, stats, ref);
+        KF_CHECK_EQ_INT(mismatches(F32(c, s2b), stats, 2 * C2, 1e-5), 0);
+        KF_CHECK_EQ_INT(mismatches(F32(c, y2b), ref, (int64_t)N2 * C2 * HW2, 1e-4), 0);
+        free(ref);
+        int what = 0;
+        KF_CHECK_MSG(gc_guards_ok(&c, &what, &err), "%s", err.msg);
+    }
+    gc_end(&c);
+    tp_free(&t);
+    kir_kernel_free(k);
 }
 
 /* ---- cases on the GPU ---- */
@@ -1247,8 +1383,10 @@ int main(void) {
     KF_RUN(test_lowered_linear_softmax);
     KF_RUN(test_lowered_matmul_tail);
     KF_RUN(test_coop_render);
+    KF_RUN(test_split_choice);
     KF_RUN(test_lowered_problems_compile);
     KF_RUN(test_gpu_coop_rows);
+    KF_RUN(test_gpu_split_rows);
     KF_RUN(test_gpu_kir_kernels);
     KF_RUN(test_cublaslt_symbols);
     KF_RUN(test_gpu_steps);

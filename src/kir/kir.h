@@ -71,10 +71,12 @@ typedef struct kir_stmt {
     int var; kir_expr *lo, *hi; int64_t step; kir_loop_kind loop; int unroll;
     /* FOR, GPU mapping (kir_sched_gpu; the C renderer ignores it): on the outermost PARALLEL
      * loop of a nest, the number of threads that share each iteration (32: a warp; the
-     * kernel's block size or more: the block; 0: one thread per iteration); on a loop in such a nest's body,
+     * kernel's block size or more: the block; KIR_COOP_SPLIT: several blocks per iteration,
+     * as many as fit (kir_render_cuda's split rows); 0: one thread per iteration); on a loop in such a nest's body,
      * 1 when the group's threads split its iterations (a cooperative loop, whose
      * reductions into outer variables are combined across the group afterwards). */
     int coop;
+#define KIR_COOP_SPLIT 4096
     /* STORE: buf[idx] = val;  DECL: var = val (val may be NULL);  ASSIGN: var = val */
     int buf; kir_expr *idx, *val;
     /* IF */

@@ -74,7 +74,9 @@ int kir_sched_serialize(kir_kernel *k);
 int kir_sched_parallelize(kir_kernel *k, kir_stmt *loop);
 
 /* The GPU mapping (kir_sched_gpu.c says what it marks): threads per block (0: automatic,
- * 256, or 1024 for kernels with long cooperative rows (16384 elements or more); else a
+ * 256, or 1024 for kernels with long cooperative rows (16384 elements or more) unless they
+ * have split nests (few rows of at least KIR_GPU_SPLIT_WORK elements, each run by several
+ * blocks: coop = KIR_COOP_SPLIT, only with rows 0 or 3); else a
  * multiple of 32 up to 1024), rows: how a parallel nest whose body has loops the threads can
  * share runs (0: automatic, a warp for rows of at most 1024 elements and the whole block for
  * longer ones, one thread per row for tiny rows; 1: one thread per row; 2: a warp per row;

@@ -177,6 +177,12 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
     int best_number = 0;
     int64_t best_attempt_id = 0;
     const char *best_agent = NULL;
+    /* the runner-up by quick time: timed with the full protocol too when the winner's full
+     * timing disagrees with its quick one (a bimodal program, e.g. thread pools fighting) */
+    kf_program *second = NULL;
+    double second_ms = 0;
+    int64_t second_attempt_id = 0;
+    char *second_agent = NULL;
     int total_attempts = 0, best_rank = -1;
     double eager_known = 0;
     hist_buf all[16]; memset(all, 0, sizeof all);
@@ -265,6 +271,21 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
                 int better = rank > best_rank ||
                              (r.status == KF_ST_VERIFIED && best && r.ms > 0 &&
                               (best_res.ms <= 0 || r.ms < best_res.ms));
+                if (!better && r.status == KF_ST_VERIFIED && r.ms > 0 &&
+                    (!second || r.ms < second_ms)) {
+                    second = cands[k];
+                    second_ms = r.ms;
+                    second_attempt_id = aid;
+                    free(second_agent);
+                    second_agent = kf_strdup(agent->name);
+                }
+                if (better && r.status == KF_ST_VERIFIED && best && best_res.ms > 0) {
+                    second = best;   /* the old winner becomes the runner-up */
+                    second_ms = best_res.ms;
+                    second_attempt_id = best_attempt_id;
+                    free(second_agent);
+                    second_agent = kf_strdup(*winner_agent ? *winner_agent : "");
+                }
                 if (better) {
                     best_rank = rank;
                     row->status = r.status;
@@ -295,8 +316,29 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
         kf_result tr; memset(&tr, 0, sizeof tr);
         tr.status = KF_ST_VERIFIED;
         kf_err terr = {0};
-        if (kf_harness_time(c->oracle, &g, params, best, &c->ho, 1, c->o->with_compile, &tr, &terr) == 0 &&
-            tr.status == KF_ST_VERIFIED && tr.ms > 0) {
+        int timed = kf_harness_time(c->oracle, &g, params, best, &c->ho, 1, c->o->with_compile, &tr, &terr) == 0 &&
+                    tr.status == KF_ST_VERIFIED && tr.ms > 0;
+        /* The quick ranking (3-10 runs) and the full protocol disagree: confirm against the
+         * runner-up with the full protocol and keep whichever is faster there. */
+        if (timed && second && best_res.ms > 0 && tr.ms > 1.25 * best_res.ms && !stopped(c)) {
+            kf_result t2; memset(&t2, 0, sizeof t2);
+            t2.status = KF_ST_VERIFIED;
+            kf_err e2 = {0};
+            if (kf_harness_time(c->oracle, &g, params, second, &c->ho, 1, c->o->with_compile, &t2, &e2) == 0 &&
+                t2.status == KF_ST_VERIFIED && t2.ms > 0 && t2.ms < tr.ms) {
+                say(c, "[%d/%d] %s: the winner took %.3f ms under the full protocol (%.3f ms when ranked); "
+                    "the runner-up (%s) took %.3f ms and wins", idx, total, path, tr.ms, best_res.ms,
+                    second_agent ? second_agent : "?", t2.ms);
+                kf_result_free(&tr);
+                tr = t2;
+                best_attempt_id = second_attempt_id;
+                free(*winner_agent);
+                *winner_agent = kf_strdup(second_agent ? second_agent : "");
+            } else {
+                kf_result_free(&t2);
+            }
+        }
+        if (timed) {
             row->kforge_ms = tr.ms;
             row->eager_ms = tr.eager_ms;
             row->compile_ms = tr.compile_ms;
@@ -318,6 +360,7 @@ static void bench_problem(bench_ctx *c, const char *path, int idx, int total, kf
             *winner_agent, row->kforge_ms, row->eager_ms, row->speedup_eager);
     }
     kf_result_free(&best_res);
+    free(second_agent);
     for (int a = 0; a < 16; a++) hist_free(&all[a]);
 done:
     row->message = msg->data;

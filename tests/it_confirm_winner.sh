@@ -13,19 +13,9 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   echo "SKIP: /usr/bin/python3 cannot import torch (apt-get install python3-torch)"; exit 0
 fi
 if [ ! -x "$TOOL" ]; then echo "FAIL: $TOOL is missing (make tests builds it)"; exit 1; fi
-T=$(mktemp -d)
 KEY=sk-it-confirm-0123456789SECRET
-"$TOOL" --fixture tests/llm_fixtures/confirm_winner.json --log "$T/log" --key "$KEY" \
-        --lifetime 600 > "$T/port" 2> "$T/mock.err" &
-MOCK=$!
-trap 'kill $MOCK 2>/dev/null; wait $MOCK 2>/dev/null; rm -rf "$T"' EXIT
-for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-PORT=$(head -n1 "$T/port")
-fails=0
-ok()   { echo "ok   $*"; }
-bad()  { echo "FAIL $*"; fails=$((fails+1)); }
-expect() { if eval "$1"; then ok "$2"; else bad "$2"; fi; }
-expect '[ -n "$PORT" ]' "the mock server started (port $PORT)"
+. tests/mock_llm_lib.sh
+mock_llm_start tests/llm_fixtures/confirm_winner.json "$KEY" 600
 
 mkdir -p "$T/suite/level1"
 cp tests/problems/relu.py "$T/suite/level1/"

@@ -373,6 +373,12 @@ int kf_cuda_bind(void *rt, const kf_slot *slots, int n, kf_err *err);
 int kf_cuda_upload(void *rt, int buf, kf_err *err);
 int kf_cuda_download(void *rt, int buf, kf_err *err);
 int kf_cuda_run(void *rt, kf_err *err);
+/* One step of the plan onto the stream (cuda_run.c); kf_cuda_enqueue runs them all. */
+int kf_cuda_enqueue_step(kf_cu_rt *rt, int si, kf_err *err);
+/* Development profile (cuda_profile.c): times every step of the plan on its own (CUDA events
+ * around each step, L2 flushed before each pass, median of several passes) and appends a
+ * table to the file named by path, with the whole plan's timed runs ms[0..n) for scale. */
+int kf_cuda_profile(kf_cu_rt *rt, const char *path, const double *ms, int n, kf_err *err);
 int kf_cuda_time(void *rt, int n, void (*flush)(void *ctx), void *flush_ctx, double *ms, kf_err *err);
 void kf_cuda_close(void *rt);
 /* cuda_ipc.c / cuda_compare.c: the device data path (kf_devdata.h). */

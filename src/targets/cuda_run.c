@@ -91,36 +91,39 @@ static int kf_cu_copy(kf_cu_rt *rt, const kf_step *s, kf_err *err) {
     return kf_cuda_check(rt, r, "copy step", err);
 }
 
-int kf_cuda_enqueue(kf_cu_rt *rt, kf_err *err) {
+int kf_cuda_enqueue_step(kf_cu_rt *rt, int si, kf_err *err) {
     const kf_program *p = rt->p;
     kf_cu_api *a = &rt->cu;
-    for (int si = 0; si < p->n_steps; si++) {
-        const kf_step *s = &p->steps[si];
-        int rc = 0;
-        switch (s->kind) {
-        case KF_STEP_LAUNCH: {
-            const kf_cu_launch *l = &rt->launch[si];
-            CUresult r;
-            if (l->coop)
-                r = a->LaunchCooperativeKernel(l->fn, l->grid, 1, 1, (unsigned)s->block[0], (unsigned)s->block[1],
-                                               (unsigned)s->block[2], l->shared, rt->stream, l->params);
-            else
-                r = a->LaunchKernel(l->fn, (unsigned)s->grid[0], (unsigned)s->grid[1], (unsigned)s->grid[2],
-                                    (unsigned)s->block[0], (unsigned)s->block[1], (unsigned)s->block[2], l->shared,
-                                    rt->stream, l->params, NULL);
-            if (r) {
-                char what[340];
-                snprintf(what, sizeof what, "step %d: launching kernel '%s'", si, p->kernels[s->kernel].name);
-                rc = kf_cuda_check(rt, r, what, err);
-            }
-            break;
+    const kf_step *s = &p->steps[si];
+    switch (s->kind) {
+    case KF_STEP_LAUNCH: {
+        const kf_cu_launch *l = &rt->launch[si];
+        CUresult r;
+        if (l->coop)
+            r = a->LaunchCooperativeKernel(l->fn, l->grid, 1, 1, (unsigned)s->block[0], (unsigned)s->block[1],
+                                           (unsigned)s->block[2], l->shared, rt->stream, l->params);
+        else
+            r = a->LaunchKernel(l->fn, (unsigned)s->grid[0], (unsigned)s->grid[1], (unsigned)s->grid[2],
+                                (unsigned)s->block[0], (unsigned)s->block[1], (unsigned)s->block[2], l->shared,
+                                rt->stream, l->params, NULL);
+        if (r) {
+            char what[340];
+            snprintf(what, sizeof what, "step %d: launching kernel '%s'", si, p->kernels[s->kernel].name);
+            return kf_cuda_check(rt, r, what, err);
         }
-        case KF_STEP_GEMM: rc = kf_cuda_gemm(rt, si, err); break;
-        case KF_STEP_COPY: rc = kf_cu_copy(rt, s, err); break;
-        case KF_STEP_FILL: rc = kf_cu_fill(rt, s, err); break;
-        case KF_STEP_CONV: rc = kf_cuda_conv(rt, si, err); break;
-        default: rc = kf_fail(err, KF_E_INVALID, "cuda: step %d has unknown kind %d", si, (int)s->kind);
-        }
+        return 0;
+    }
+    case KF_STEP_GEMM: return kf_cuda_gemm(rt, si, err);
+    case KF_STEP_COPY: return kf_cu_copy(rt, s, err);
+    case KF_STEP_FILL: return kf_cu_fill(rt, s, err);
+    case KF_STEP_CONV: return kf_cuda_conv(rt, si, err);
+    default: return kf_fail(err, KF_E_INVALID, "cuda: step %d has unknown kind %d", si, (int)s->kind);
+    }
+}
+
+int kf_cuda_enqueue(kf_cu_rt *rt, kf_err *err) {
+    for (int si = 0; si < rt->p->n_steps; si++) {
+        int rc = kf_cuda_enqueue_step(rt, si, err);
         if (rc) return rc;
     }
     return 0;
@@ -207,5 +210,7 @@ int kf_cuda_time(void *vrt, int n, void (*flush)(void *ctx), void *flush_ctx, do
     if (e0) a->EventDestroy(e0);
     if (e1) a->EventDestroy(e1);
     if (exec) a->GraphExecDestroy(exec);
+    const char *prof = getenv("KFORGE_CUDA_PROFILE");
+    if (!rc && prof && *prof && n >= 20) rc = kf_cuda_profile(rt, prof, ms, n, err);
     return rc;
 }

@@ -59,6 +59,41 @@ static const char g_convt[] =
     "{\"op\":\"aten.softplus.default\",\"outputs\":[\"z\"],\"args\":[{\"name\":\"self\",\"tensor\":\"y\"},"
     "{\"name\":\"beta\",\"int\":1},{\"name\":\"threshold\",\"int\":20}]}]}";
 
+/* conv + bias, then a max pool, then tanh: the bias can go into the pool's loads */
+static const char g_pool[] =
+    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"t\"],\"values\":{"
+    T("x0", "f32", 2, 3, 14, 14) "," T("p0", "f32", 5, 3, 3, 3) "," T("p1", "f32", 5) "," T("y", "f32", 2, 5, 12, 12) ","
+    T("mp", "f32", 2, 5, 6, 6) "," T("t", "f32", 2, 5, 6, 6) "},\"nodes\":["
+    CONV_NODE("y", I2(1, 1), I2(0, 0), I2(1, 1), "false", I2(0, 0), "1") ","
+    "{\"op\":\"aten.max_pool2d_with_indices.default\",\"outputs\":[\"mp\",\"\"],\"args\":["
+    "{\"name\":\"self\",\"tensor\":\"y\"},{\"name\":\"kernel_size\",\"list\":[{\"int\":2},{\"int\":2}]},"
+    "{\"name\":\"stride\",\"list\":[{\"int\":2},{\"int\":2}]},{\"name\":\"padding\",\"list\":[{\"int\":0},{\"int\":0}]},"
+    "{\"name\":\"dilation\",\"list\":[{\"int\":1},{\"int\":1}]},{\"name\":\"ceil_mode\",\"bool\":false}]},"
+    "{\"op\":\"aten.tanh.default\",\"outputs\":[\"t\"],\"args\":[{\"name\":\"self\",\"tensor\":\"mp\"}]}]}";
+/* the same, but the convolution's result is an output too: its storage must hold the bias */
+static const char g_pool_out[] =
+    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"t\",\"y\"],\"values\":{"
+    T("x0", "f32", 2, 3, 14, 14) "," T("p0", "f32", 5, 3, 3, 3) "," T("p1", "f32", 5) "," T("y", "f32", 2, 5, 12, 12) ","
+    T("mp", "f32", 2, 5, 6, 6) "," T("t", "f32", 2, 5, 6, 6) "},\"nodes\":["
+    CONV_NODE("y", I2(1, 1), I2(0, 0), I2(1, 1), "false", I2(0, 0), "1") ","
+    "{\"op\":\"aten.max_pool2d_with_indices.default\",\"outputs\":[\"mp\",\"\"],\"args\":["
+    "{\"name\":\"self\",\"tensor\":\"y\"},{\"name\":\"kernel_size\",\"list\":[{\"int\":2},{\"int\":2}]},"
+    "{\"name\":\"stride\",\"list\":[{\"int\":2},{\"int\":2}]},{\"name\":\"padding\",\"list\":[{\"int\":0},{\"int\":0}]},"
+    "{\"name\":\"dilation\",\"list\":[{\"int\":1},{\"int\":1}]},{\"name\":\"ceil_mode\",\"bool\":false}]},"
+    "{\"op\":\"aten.tanh.default\",\"outputs\":[\"t\"],\"args\":[{\"name\":\"self\",\"tensor\":\"mp\"}]}]}";
+/* linear (addmm with a bias) alone, then a softmax over its rows: the bias can go into the
+ * softmax's loads, so no epilogue kernel runs after the gemm */
+static const char g_linear_softmax[] =
+    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"s\"],\"values\":{"
+    T("x0", "f32", 9, 20) "," T("p0", "f32", 37) "," T("p1", "f32", 37, 20) "," T("t", "f32", 20, 37) ","
+    T("y", "f32", 9, 37) "," T("s", "f32", 9, 37) "},\"nodes\":["
+    "{\"op\":\"aten.t.default\",\"outputs\":[\"t\"],\"args\":[{\"name\":\"self\",\"tensor\":\"p1\"}]},"
+    "{\"op\":\"aten.addmm.default\",\"outputs\":[\"y\"],\"args\":[{\"name\":\"self\",\"tensor\":\"p0\"},"
+    "{\"name\":\"mat1\",\"tensor\":\"x0\"},{\"name\":\"mat2\",\"tensor\":\"t\"},{\"name\":\"beta\",\"float\":0.5},"
+    "{\"name\":\"alpha\",\"int\":1}]},"
+    "{\"op\":\"aten._softmax.default\",\"outputs\":[\"s\"],\"args\":[{\"name\":\"self\",\"tensor\":\"y\"},"
+    "{\"name\":\"dim\",\"int\":1},{\"name\":\"half_to_float\",\"bool\":false}]}]}";
+
 static const kf_step *find_conv(const kf_program *p) {
     for (int i = 0; i < p->n_steps; i++)
         if (p->steps[i].kind == KF_STEP_CONV) return &p->steps[i];
@@ -144,6 +179,60 @@ static void test_conv_step_lowering(void) {
     check_graph("transposed conv + softplus", g_convt, 1, 0);
 }
 
+/* Lowers json (library conv steps allowed) with and without the deferred bias, on the cpu
+ * target (whose conv step is the reference loop) and checks the numbers against the naive
+ * lowering both ways; returns through *bias_steps what the deferred program has (library steps
+ * that add a bias themselves) and through *saved how many fewer launch steps it has. */
+static void defer_case(const char *name, const char *json, int *bias_steps, int *saved) {
+    fprintf(stderr, "    %s\n", name);
+    *bias_steps = *saved = -1;
+    int launches[2] = {0, 0};
+    kf_graph g;
+    kf_fplan p;
+    kf_err err;
+    kf_err_clear(&err);
+    if (kf_graph_from_json(json, &g, &err) || kf_fuse_plan(&g, NULL, &p, &err)) {
+        KF_CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    p.lib_conv = 1;
+    for (int defer = 0; defer < 2; defer++) {
+        p.defer_bias = defer;
+        kf_program v;
+        int rc = kf_fuse_lower(&g, &p, NULL, "cpu", "test", &v, &err);
+        KF_CHECK_MSG(rc == 0, "defer %d: %s", defer, err.msg);
+        if (rc) continue;
+        rc = kf_program_validate(&v, &g, &err);
+        KF_CHECK_MSG(rc == 0, "defer %d: %s", defer, err.msg);
+        double d = compare_with_naive(&g, &v);
+        KF_CHECK_MSG(d < 1e-4, "defer %d: differs from the naive lowering by %g", defer, d);
+        launches[defer] = count_steps(&v, KF_STEP_LAUNCH);
+        if (defer) {
+            *saved = launches[0] - launches[1];
+            *bias_steps = 0;
+            for (int i = 0; i < v.n_steps; i++)
+                if (v.steps[i].kind == KF_STEP_CONV && v.steps[i].conv.bias >= 0) ++*bias_steps;
+        }
+        kf_program_free(&v);
+    }
+    kf_fuse_plan_free(&p);
+    kf_graph_free(&g);
+}
+
+static void test_deferred_bias(void) {
+    int bias_steps, saved;
+    /* the pool adds the bias as it loads: no bias in the conv step (cudnnAddTensor's pass) */
+    defer_case("conv + bias -> max pool -> tanh", g_pool, &bias_steps, &saved);
+    KF_CHECK_EQ_INT(bias_steps, 0);
+    KF_CHECK_EQ_INT(saved, 0);
+    /* the conv result is an output: the step adds the bias itself */
+    defer_case("the same with the conv result an output", g_pool_out, &bias_steps, &saved);
+    KF_CHECK_EQ_INT(bias_steps, 1);
+    /* gemm + 0.5 * bias, then softmax: no epilogue kernel between the gemm step and the softmax */
+    defer_case("addmm (beta 0.5) -> softmax", g_linear_softmax, &bias_steps, &saved);
+    KF_CHECK_EQ_INT(saved, 1);
+}
+
 /* The search space on cuda: the automatic schedule uses the conv step ('L'), a neighbour the
  * generated direct convolution ('D'); on cpu nothing changes. */
 static void test_search_space(void) {
@@ -197,6 +286,7 @@ int main(void) {
     snprintf(cache_dir, sizeof cache_dir, "/tmp/kf_test_fuse_convlib_%ld", (long)getpid());
     if (!getenv("KFORGE_CUDA_ARCH")) setenv("KFORGE_CUDA_ARCH", "sm_90", 1); /* compile without a GPU */
     KF_RUN(test_conv_step_lowering);
+    KF_RUN(test_deferred_bias);
     KF_RUN(test_search_space);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", cache_dir);

@@ -2,8 +2,9 @@
  * the oracle (on the CPU), builds the search agent's default point (or the key given with
  * -k) for the target (-t cpu|cuda, default cuda) and prints the fusion plan, the key and the
  * rendered kernel source; with -c it also builds the program with the target (NVRTC for cuda:
- * set KFORGE_CUDA_ARCH=sm_90 where there is no GPU).
- *   build/tests/tool_search_render [-t cuda] [-c] [-q] [-k KEY] problems_gpu/level1/3_softmax.py ... */
+ * set KFORGE_CUDA_ARCH=sm_90 where there is no GPU); -l plans with the target's library conv step
+ * (cuDNN on cuda) as if it were installed.
+ *   build/tests/tool_search_render [-t cuda] [-c] [-q] [-l] [-k KEY] problems_gpu/level1/3_softmax.py ... */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +16,15 @@
 
 int main(int argc, char **argv) {
     const char *target = "cuda", *key_arg = NULL;
-    int compile = 0, quiet = 0, opt;
-    while ((opt = getopt(argc, argv, "t:ck:q")) != -1) {
+    int compile = 0, quiet = 0, lib_conv = 0, opt;
+    while ((opt = getopt(argc, argv, "t:ck:ql")) != -1) {
         if (opt == 't') target = optarg;
         else if (opt == 'c') compile = 1;
         else if (opt == 'k') key_arg = optarg;
         else if (opt == 'q') quiet = 1;
+        else if (opt == 'l') lib_conv = 1;
         else {
-            fprintf(stderr, "usage: %s [-t cpu|cuda] [-c] [-q] [-k KEY] problem.py...\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t cpu|cuda] [-c] [-q] [-l] [-k KEY] problem.py...\n", argv[0]);
             return 2;
         }
     }
@@ -54,7 +56,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s: plan: %s\n", argv[i], err.msg);
             failed++;
         } else {
-            snprintf(sp.target, sizeof sp.target, "%s", target);
+            kf_search_space_set_target(&sp, target, lib_conv);
             kf_gsched *s = kf_search_default(&sp, 0);
             char *key = key_arg ? kf_strdup(key_arg) : s ? kf_search_key(&sp, 0, s) : NULL;
             char *desc = kf_fuse_plan_describe(&g, &sp.plans[key && key[1] == '1' ? 1 : 0]);

@@ -49,6 +49,9 @@ typedef struct kf_fplan {
     int lib_conv;              /* the target runs conv steps (cuda with cuDNN): CONV groups
                                 * admit KF_IMPL_LIB, and it is their default (0 from
                                 * kf_fuse_plan; the caller sets it) */
+    int defer_bias;            /* a library step's bias may be left to the kernels that read its
+                                * result (fuse_defer.c; 0 from kf_fuse_plan; the search sets it
+                                * on GPU targets, where the pass it saves costs most) */
 } kf_fplan;
 
 typedef struct kf_fuse_opts {
@@ -174,6 +177,13 @@ int kf_fuse_alias_src(const kf_node *n);
 /* Nodes in an expression tree and the transcendental calls among them. */
 int kf_fexpr_size(const kir_expr *e, int *calls);
 
+/* A value stored without its bias (fuse_defer.c): loads add beta * bias, broadcast as desc. */
+typedef struct kf_fdefer {
+    int bias;           /* the bias value, or -1: nothing deferred */
+    double beta;
+    kf_tdesc desc;
+} kf_fdefer;
+
 /* The fused lowering's state (fuse_lower.c), shared with fuse_gemm.c and fuse_conv.c. */
 typedef struct kf_fl {
     const kf_graph *g;
@@ -194,6 +204,7 @@ typedef struct kf_fl {
     int n_scratch;
     int zero_pbuf;                /* one float of 0.0 for the vector math, or -1 */
     int gpu;                      /* the target is a GPU: kernels get kir_sched_gpu only */
+    kf_fdefer *defer;             /* per value, or NULL while nothing is deferred */
     kf_err *err;
 } kf_fl;
 
@@ -269,6 +280,14 @@ int kf_fl_conv_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
  * elementwise result of the same dtype and size (overwritten in place by the epilogue), else
  * a new scratch buffer. */
 int kf_fl_gemm_out(kf_fl *c, int gi);
+/* Deferred bias (fuse_defer.c). kf_fl_defer_bias: where plan->defer_bias, records that value v (a
+ * library step's result) is stored without beta * bias (broadcast as bias_desc, NULL: the
+ * bias's own shape) and returns 1, when every reader of v loads it through element
+ * expressions (v is no graph output and no gemm/conv step reads it); 0 when the caller must add
+ * the bias itself; < 0 on failure. kf_fl_defer_add: e (a load of v at idx) plus the deferred
+ * bias of v's storage, if any. */
+int kf_fl_defer_bias(kf_fl *c, int v, int bias, const kf_tdesc *bias_desc, double beta, kf_err *err);
+kir_expr *kf_fl_defer_add(kf_fl *c, kf_fexpr *x, int v, const kir_expr *idx, kir_expr *e);
 /* 1 if group gi has elementwise nodes after its anchor. */
 int kf_fl_has_epilogue(const kf_fl *c, int gi);
 

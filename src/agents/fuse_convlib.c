@@ -40,7 +40,21 @@ int kf_fl_conv_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     int out = n->outs[0];
     int direct = !kf_fl_has_epilogue(c, gi) && (!c->plan->stored[out] || kf_fl_value_pbuf(c, out) == yb);
     int bb = -1;
-    if (direct && a.bias >= 0) {
+    kf_tdesc bd;
+    memset(&bd, 0, sizeof bd);
+    if (a.bias >= 0) { /* [Cout, 1, ...]: broadcast over the positions of each channel */
+        bd = c->g->values[a.bias].desc;
+        bd.ndim = 1 + a.nsd;
+        bd.shape[0] = a.Cout;
+        for (int j = 0; j < a.nsd; j++) bd.shape[1 + j] = 1;
+        kf_tdesc_set_contiguous(&bd);
+    }
+    int deferred = 0;
+    if (direct && a.bias >= 0) { /* the readers of the result add the bias (no pass of its own) */
+        deferred = kf_fl_defer_bias(c, out, a.bias, &bd, 1.0, err);
+        if (deferred < 0) return deferred;
+    }
+    if (direct && a.bias >= 0 && !deferred) {
         bb = kf_fl_materialise(c, a.bias, s, err);
         if (bb < 0) return bb;
     }
@@ -66,14 +80,5 @@ int kf_fl_conv_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
         cv->output_padding[j] = a.transposed ? a.opad[j] : 0;
     }
     if (direct) return 0;
-    kf_tdesc bd;
-    memset(&bd, 0, sizeof bd);
-    if (a.bias >= 0) { /* [Cout, 1, ...]: broadcast over the positions of each channel */
-        bd = c->g->values[a.bias].desc;
-        bd.ndim = 1 + a.nsd;
-        bd.shape[0] = a.Cout;
-        for (int j = 0; j < a.nsd; j++) bd.shape[1 + j] = 1;
-        kf_tdesc_set_contiguous(&bd);
-    }
     return kf_fl_ew_loop(c, gi, yb, a.bias, a.bias >= 0 ? &bd : NULL, 1.0, s, err);
 }

@@ -184,7 +184,9 @@ static kir_expr *fl_load(kf_fexpr *x, int v, kir_expr *idx) {
     kf_fl *c = x->user;
     if (is_anchor_out(c, v)) c->self_read = 1;
     int kb = kf_fl_kbuf(c, kf_fl_value_pbuf(c, v), 0);
-    return kb < 0 ? NULL : kir_load(c->k, kb, idx);
+    if (kb < 0) return NULL;
+    kir_expr *e = kir_load(c->k, kb, idx);
+    return c->defer ? kf_fl_defer_add(c, x, v, idx, e) : e;
 }
 
 void kf_fl_fexpr(kf_fl *c, kf_fexpr *x) {
@@ -606,7 +608,7 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
     if (c.k) kir_kernel_free(c.k);
     for (int m = 0; c.gathers && m < nn; m++) kf_fuse_gather_free(&c.gathers[m]);
     free(c.kernels); free(c.val_buf); free(c.local); free(c.live); free(c.gathers);
-    free(c.gather_done); free(c.kbuf); free(c.kbuf_pbuf); free(copy_from); free(out_buf);
+    free(c.gather_done); free(c.defer); free(c.kbuf); free(c.kbuf_pbuf); free(copy_from); free(out_buf);
     if (rc) kf_program_free(out);
     return rc;
 }

@@ -29,7 +29,11 @@ int kf_search_space_init(kf_search_space *sp, const kf_graph *g, kf_err *err) {
 
 void kf_search_space_set_target(kf_search_space *sp, const char *target, int lib_conv) {
     snprintf(sp->target, sizeof sp->target, "%s", target ? target : "cpu");
-    for (int i = 0; i < sp->n_plans; i++) sp->plans[i].lib_conv = lib_conv ? 1 : 0;
+    int gpu = strcmp(sp->target, "cuda") == 0;
+    for (int i = 0; i < sp->n_plans; i++) {
+        sp->plans[i].lib_conv = lib_conv ? 1 : 0;
+        sp->plans[i].defer_bias = gpu;
+    }
 }
 
 void kf_search_space_free(kf_search_space *sp) {

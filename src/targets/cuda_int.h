@@ -362,6 +362,7 @@ typedef struct kf_cu_rt {
     size_t ws_bytes;
     int allow_tf32;
     int use_graph;           /* time() captures the plan into a CUDA graph (2: must) */
+    int profiled;            /* $KFORGE_CUDA_PROFILE: this binding's profile is written */
     int dead;                /* a sticky device error happened: every later call fails */
     char dead_msg[512];
     struct kf_cu_dev *devd;  /* the device data path's state (cuda_ipc.c), NULL until used */

@@ -1,5 +1,5 @@
-/* cuda_profile.c: a development profile of a cuda plan. With $KFORGE_CUDA_PROFILE=FILE, every
- * full timing of a plan (20 runs or more) is followed by a few profile passes: the L2 is
+/* cuda_profile.c: a development profile of a cuda plan. With $KFORGE_CUDA_PROFILE=FILE, the
+ * first timing of a bound plan (5 runs or more) is followed by a few profile passes: the L2 is
  * flushed, then every step is launched on its own between two CUDA events. The median time of
  * each step, what the step is (kernel name and launch shape, gemm sizes, conv sizes) and its
  * share of the sum are appended to FILE, after the plan's own median over its timed runs. The

@@ -211,6 +211,9 @@ int kf_cuda_time(void *vrt, int n, void (*flush)(void *ctx), void *flush_ctx, do
     if (e1) a->EventDestroy(e1);
     if (exec) a->GraphExecDestroy(exec);
     const char *prof = getenv("KFORGE_CUDA_PROFILE");
-    if (!rc && prof && *prof && n >= 20) rc = kf_cuda_profile(rt, prof, ms, n, err);
+    if (!rc && prof && *prof && n >= 5 && !rt->profiled) {
+        rt->profiled = 1;
+        rc = kf_cuda_profile(rt, prof, ms, n, err);
+    }
     return rc;
 }

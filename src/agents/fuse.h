@@ -177,11 +177,15 @@ int kf_fuse_alias_src(const kf_node *n);
 /* Nodes in an expression tree and the transcendental calls among them. */
 int kf_fexpr_size(const kir_expr *e, int *calls);
 
-/* A value stored without its bias (fuse_defer.c): loads add beta * bias, broadcast as desc. */
+/* A value whose readers finish it (fuse_defer.c). bias >= 0: stored without beta * bias
+ * (broadcast as desc), loads add it. norm_x >= 0: a batch norm's output, never stored; loads
+ * compute (x - mean[c]) * rstd[c] * weight[c] + bias[c], c indexed as desc broadcasts. */
 typedef struct kf_fdefer {
-    int bias;           /* the bias value, or -1: nothing deferred */
+    int bias;           /* the bias value, or -1 */
     double beta;
     kf_tdesc desc;
+    int norm_x, norm_w, norm_b;     /* values; norm_x -1: not a norm */
+    int norm_mean_pb, norm_rstd_pb; /* program buffers: float32 mean and rstd per channel */
 } kf_fdefer;
 
 /* The fused lowering's state (fuse_lower.c), shared with fuse_gemm.c and fuse_conv.c. */
@@ -287,7 +291,16 @@ int kf_fl_gemm_out(kf_fl *c, int gi);
  * the bias itself; < 0 on failure. kf_fl_defer_add: e (a load of v at idx) plus the deferred
  * bias of v's storage, if any. */
 int kf_fl_defer_bias(kf_fl *c, int v, int bias, const kf_tdesc *bias_desc, double beta, kf_err *err);
+/* For the batch norm anchoring group gi (training mode, float32, nothing fused after it), where
+ * plan->defer_bias and every reader of its output loads it through element expressions:
+ * gives it two scratch buffers for its float32 mean and rstd per channel and records the
+ * normalisation for the readers; 1 if so (the caller then builds the norm with its output not
+ * live and kf_lw.stats_out set: only the statistics), 0 if the group is lowered as usual, < 0
+ * on failure. */
+int kf_fl_defer_norm(kf_fl *c, int gi, kf_err *err);
 kir_expr *kf_fl_defer_add(kf_fl *c, kf_fexpr *x, int v, const kir_expr *idx, kir_expr *e);
+/* The element of v at idx when v is a deferred norm's output (computed, never loaded), else NULL. */
+kir_expr *kf_fl_defer_load(kf_fl *c, kf_fexpr *x, int v, const kir_expr *idx);
 /* 1 if group gi has elementwise nodes after its anchor. */
 int kf_fl_has_epilogue(const kf_fl *c, int gi);
 

@@ -1,4 +1,4 @@
-/* fuse_defer.c: a library step's bias, deferred into the kernels that read its result.
+/* fuse_defer.c: work deferred into the kernels that read a result.
  *
  * A gemm or conv group run by a library step whose only epilogue is its bias (addmm/linear
  * with a bias and nothing fused after it, a convolution with a bias followed by a pool or a
@@ -9,7 +9,12 @@
  * small, cached vector per element). The plan says whether to (kf_fplan.defer_bias: the search
  * sets it on GPU targets). This is allowed only where every reader is a kernel whose
  * loads go through element expressions: not when the value (or a view of it) is a graph
- * output, nor when a gemm or conv step reads it directly. */
+ * output, nor when a gemm or conv step reads it directly.
+ *
+ * The same holds for a training-mode batch norm whose normalised output is read only by such
+ * kernels (a pool after it, as in conv -> bn -> relu -> pool): its kernel then only takes the
+ * per-channel statistics (one read of the input instead of a read and a write more), and the
+ * readers normalise as they load, with the same float32 formula the norm's own kernel uses. */
 #include <stdlib.h>
 #include <string.h>
 #include "agents/fuse.h"
@@ -58,21 +63,100 @@ static int defer_ok(const kf_fl *c, int v, kf_err *err, int *rc) {
     return ok;
 }
 
+static int defer_alloc(kf_fl *c) {
+    if (c->defer) return 0;
+    c->defer = malloc(sizeof *c->defer * (size_t)(c->g->n_values + 1));
+    if (!c->defer) return KF_E_NOMEM;
+    for (int u = 0; u <= c->g->n_values; u++) {
+        memset(&c->defer[u], 0, sizeof c->defer[u]);
+        c->defer[u].bias = c->defer[u].norm_x = -1;
+    }
+    return 0;
+}
+
 int kf_fl_defer_bias(kf_fl *c, int v, int bias, const kf_tdesc *bias_desc, double beta, kf_err *err) {
     if (!c->plan->defer_bias || v < 0 || bias < 0 || beta == 0.0) return 0;
     const kf_tdesc *bd = bias_desc ? bias_desc : &c->g->values[bias].desc;
     if (kf_tdesc_numel(bd) >= kf_tdesc_numel(&c->g->values[v].desc)) return 0; /* not a broadcast vector */
     int rc = 0;
     if (!defer_ok(c, v, err, &rc)) return rc;
-    if (!c->defer) {
-        c->defer = malloc(sizeof *c->defer * (size_t)(c->g->n_values + 1));
-        if (!c->defer) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
-        for (int u = 0; u <= c->g->n_values; u++) c->defer[u].bias = -1;
-    }
+    if (defer_alloc(c)) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
     c->defer[v].bias = bias;
     c->defer[v].beta = beta;
     c->defer[v].desc = *bd;
     return 1;
+}
+
+static int is_batch_norm(const char *op) {
+    return strstr(op, "native_batch_norm") && !strstr(op, "no_training");
+}
+
+int kf_fl_defer_norm(kf_fl *c, int gi, kf_err *err) {
+    const kf_fgroup *gr = &c->plan->groups[gi];
+    if (!c->plan->defer_bias || gr->anchor < 0 || kf_fl_has_epilogue(c, gi)) return 0;
+    const kf_graph *g = c->g;
+    const kf_node *n = &g->nodes[gr->anchor];
+    if (!is_batch_norm(n->op) || n->n_outs < 3) return 0;
+    int x = kf_lw_arg_tensor(n, "input", 0), wt = kf_lw_arg_tensor(n, "weight", 1), bs = kf_lw_arg_tensor(n, "bias", 2);
+    int y = n->outs[0];
+    if (x < 0 || y < 0 || !kf_lw_arg_num(n, "training", 5, 1.0)) return 0;
+    const kf_tdesc *xd = &g->values[x].desc;
+    if (xd->ndim < 2 || xd->dtype != KF_F32 || g->values[y].desc.dtype != KF_F32) return 0;
+    int64_t C = xd->shape[1];
+    if ((wt >= 0 && g->values[wt].desc.dtype != KF_F32) || (bs >= 0 && g->values[bs].desc.dtype != KF_F32)) return 0;
+    int rc = 0;
+    if (!defer_ok(c, y, err, &rc)) return rc;
+    if (defer_alloc(c)) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+    kf_fdefer *d = &c->defer[y];
+    d->norm_mean_pb = kf_fl_scratch(c, KF_F32, C);
+    d->norm_rstd_pb = kf_fl_scratch(c, KF_F32, C);
+    if (d->norm_mean_pb < 0 || d->norm_rstd_pb < 0) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+    d->norm_x = x;
+    d->norm_w = wt;
+    d->norm_b = bs;
+    memset(&d->desc, 0, sizeof d->desc); /* [C, 1, ...]: the channel of an element */
+    d->desc.dtype = KF_F32;
+    d->desc.ndim = xd->ndim - 1;
+    d->desc.shape[0] = C;
+    for (int j = 1; j < d->desc.ndim; j++) d->desc.shape[j] = 1;
+    kf_tdesc_set_contiguous(&d->desc);
+    return 1;
+}
+
+static kir_expr *defer_norm_at(kf_fl *c, kf_fexpr *x, const kf_fdefer *d, const kf_tdesc *od, const kir_expr *idx) {
+    kir_kernel *k = c->k;
+    kf_lw w;
+    memset(&w, 0, sizeof w);
+    w.k = k;
+    kir_expr *xv = kf_fexpr_elem(x, d->norm_x, kir_expr_clone(k, idx));
+    if (!xv) return NULL;
+    kir_expr *e[4] = {NULL, NULL, NULL, NULL};
+    int pbs[2] = {d->norm_mean_pb, d->norm_rstd_pb}, vals[4] = {-1, -1, d->norm_w, d->norm_b};
+    for (int j = 0; j < 4; j++) {
+        kir_expr *ci = kf_lw_bcast_index(&w, idx, od->shape, od->ndim, &d->desc);
+        if (j < 2) {
+            int kb = kf_fl_kbuf(c, pbs[j], 0);
+            e[j] = kb < 0 ? NULL : kir_load(k, kb, ci);
+        } else if (vals[j] >= 0) {
+            e[j] = kf_fexpr_elem(x, vals[j], ci);
+        } else {
+            continue;
+        }
+        if (!e[j]) return NULL;
+        e[j] = kf_lw_cvt(k, KIR_T_F32, e[j]);
+    }
+    /* as the norm's own kernel: ((x - mean) * rstd) * weight + bias, in float32 */
+    kir_expr *y = kir_mul(k, kir_bin(k, KIR_SUB, kf_lw_cvt(k, KIR_T_F32, xv), e[0]), e[1]);
+    if (e[2]) y = kir_mul(k, y, e[2]);
+    if (e[3]) y = kir_add(k, y, e[3]);
+    return y;
+}
+
+kir_expr *kf_fl_defer_load(kf_fl *c, kf_fexpr *x, int v, const kir_expr *idx) {
+    if (!c->defer) return NULL;
+    int r = c->plan->alias_of[v];
+    if (r < 0 || c->defer[r].norm_x < 0) return NULL;
+    return defer_norm_at(c, x, &c->defer[r], &c->g->values[r].desc, idx);
 }
 
 kir_expr *kf_fl_defer_add(kf_fl *c, kf_fexpr *x, int v, const kir_expr *idx, kir_expr *e) {

@@ -183,6 +183,10 @@ static int is_anchor_out(const kf_fl *c, int v) {
 static kir_expr *fl_load(kf_fexpr *x, int v, kir_expr *idx) {
     kf_fl *c = x->user;
     if (is_anchor_out(c, v)) c->self_read = 1;
+    if (c->defer) {
+        kir_expr *d = kf_fl_defer_load(c, x, v, idx);
+        if (d) return d;
+    }
     int kb = kf_fl_kbuf(c, kf_fl_value_pbuf(c, v), 0);
     if (kb < 0) return NULL;
     kir_expr *e = kir_load(c->k, kb, idx);
@@ -357,7 +361,7 @@ static kir_stmt *fl_store_hook(kf_lw *w, int slot, kir_expr *idx, kir_expr *val)
     int v = kf_lw_out(w, slot);
     kir_stmt *blk = kir_block(k);
     if (slot != 0 || !kf_fl_has_epilogue(c, c->gi)) {
-        if (c->plan->stored[v]) {
+        if (c->plan->stored[v] || kf_fl_value_pbuf(c, v) >= 0) { /* (a deferred norm's mean/rstd) */
             int kb = kf_fl_kbuf(c, kf_fl_value_pbuf(c, v), 1);
             if (kb >= 0) kir_append(k, blk, kir_store(k, kb, idx, val));
         }
@@ -391,8 +395,15 @@ static int anchor_kir(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     int rc = kf_fl_kernel_begin(c, err);
     if (rc) return rc;
     int epi = kf_fl_has_epilogue(c, gi);
+    int dn = kf_fl_defer_norm(c, gi, err); /* a batch norm whose readers normalise */
+    if (dn < 0) {
+        kir_kernel_free(c->k);
+        c->k = NULL;
+        return dn;
+    }
     for (int v = 0; v < c->g->n_values; v++) c->live[v] = c->plan->stored[v];
     if (epi && n->outs[0] >= 0) c->live[n->outs[0]] = 1;
+    if (dn) c->live[n->outs[0]] = 0;
     kf_lw w;
     memset(&w, 0, sizeof w);
     w.k = c->k;
@@ -403,6 +414,13 @@ static int anchor_kir(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     w.load_hook = fl_load_hook;
     w.store_hook = fl_store_hook;
     w.live = c->live;
+    w.one_pass_stats = c->gpu;
+    if (dn) {
+        const kf_fdefer *d = &c->defer[n->outs[0]];
+        w.stats_out = 1;
+        w.stats_kbuf[0] = kf_fl_kbuf(c, d->norm_mean_pb, 1);
+        w.stats_kbuf[1] = kf_fl_kbuf(c, d->norm_rstd_pb, 1);
+    }
     w.user = c;
     kf_err_clear(err);
     rc = l->build(&w, err);

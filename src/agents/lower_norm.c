@@ -3,13 +3,42 @@
  * no_stats and no_training forms) in training mode (batch statistics, biased variance for the
  * normalisation, updated running stats when the op returns them) and eval mode (running
  * stats), and native_group_norm (instance norm decomposes to batch norm). Statistics are
- * two-pass in double; one kernel per op, parallel over rows / channels / groups. */
+ * two-pass in double (one pass of shifted sums where kf_lw.one_pass_stats asks); one kernel
+ * per op, parallel over rows / channels / groups. */
 #include <math.h>
 #include <string.h>
 #include "agents/lower.h"
 
+/* One pass: with K the first element, s1 = sum(x - K), s2 = sum((x - K)^2) in double; mean =
+ * K + s1 / n, var = max(s2 / n - (s1 / n)^2, 0). The shift keeps the cancellation small when
+ * the mean is large against the spread. */
+static void stats_one_pass(kf_lw *w, kir_stmt *parent, int x, int base, const kf_red *r, int *mean, int *var) {
+    kir_kernel *k = w->k;
+    double n = (double)(r->count > 0 ? r->count : 1);
+    kir_expr *i0 = kir_add(k, kir_var(k, base), kf_red_off(w, r, kf_lw_i(w, 0)));
+    int sh = kf_lw_local(w, parent, "shift", KIR_T_F64, kf_lw_cvt(k, KIR_T_F64, kf_lw_load(w, x, i0)));
+    int s1 = kf_lw_local(w, parent, "s1", KIR_T_F64, kir_flt(k, 0.0, KIR_T_F64));
+    int s2 = kf_lw_local(w, parent, "s2", KIR_T_F64, kir_flt(k, 0.0, KIR_T_F64));
+    int iv;
+    kir_stmt *l = kf_lw_loop(w, parent, "r", r->count, KIR_LOOP_SERIAL, &iv);
+    kir_expr *idx = kir_add(k, kir_var(k, base), kf_red_off(w, r, kir_var(k, iv)));
+    int d = kf_lw_local(w, l, "d", KIR_T_F64,
+                        kir_bin(k, KIR_SUB, kf_lw_cvt(k, KIR_T_F64, kf_lw_load(w, x, idx)), kir_var(k, sh)));
+    kir_append(k, l, kir_assign(k, s1, kir_add(k, kir_var(k, s1), kir_var(k, d))));
+    kir_append(k, l, kir_assign(k, s2, kir_add(k, kir_var(k, s2), kir_mul(k, kir_var(k, d), kir_var(k, d)))));
+    int m1 = kf_lw_local(w, parent, "m1", KIR_T_F64, kir_bin(k, KIR_DIV, kir_var(k, s1), kir_flt(k, n, KIR_T_F64)));
+    *mean = kf_lw_local(w, parent, "mean", KIR_T_F64, kir_add(k, kir_var(k, sh), kir_var(k, m1)));
+    kir_expr *v = kir_bin(k, KIR_SUB, kir_bin(k, KIR_DIV, kir_var(k, s2), kir_flt(k, n, KIR_T_F64)),
+                          kir_mul(k, kir_var(k, m1), kir_var(k, m1)));
+    *var = kf_lw_local(w, parent, "var", KIR_T_F64, kir_bin(k, KIR_MAX, v, kir_flt(k, 0.0, KIR_T_F64)));
+}
+
 /* mean and biased variance of elements base + off(i), i < count, into new double locals. */
 static void stats(kf_lw *w, kir_stmt *parent, int x, int base, const kf_red *r, int *mean, int *var) {
+    if (w->one_pass_stats && r->count > 1) {
+        stats_one_pass(w, parent, x, base, r, mean, var);
+        return;
+    }
     kir_kernel *k = w->k;
     int sum = kf_lw_local(w, parent, "sum", KIR_T_F64, kir_flt(k, 0.0, KIR_T_F64));
     int iv;
@@ -151,6 +180,10 @@ static int build_batch_norm(kf_lw *w, kf_err *err) {
     int rf = kf_lw_local(w, outer, "rstdf", t, kf_lw_cvt(k, t, kir_var(k, rstd)));
     bn_ctx c = {cv};
     normalize(w, outer, a.x, a.wt, a.bs, base, &r, mf, rf, bn_chan, &c);
+    if (w->stats_out) {
+        kir_append(k, outer, kir_store(k, w->stats_kbuf[0], kir_var(k, cv), kir_var(k, mf)));
+        kir_append(k, outer, kir_store(k, w->stats_kbuf[1], kir_var(k, cv), kir_var(k, rf)));
+    }
     /* save_mean / save_invstd exist (non-empty) in training mode */
     if (kf_lw_out_live(w, 1) && kf_lw_numel(w, kf_lw_out(w, 1)) == C)
         kf_lw_put(w, outer, 1, kir_var(k, cv), kir_var(k, mean));

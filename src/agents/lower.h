@@ -41,9 +41,9 @@ struct kf_lw {
     kir_stmt *(*store_hook)(kf_lw *w, int slot, kir_expr *idx, kir_expr *val);
     /* Optional: live[v] == 0 marks graph value v as unused (its stores are skipped). */
     const unsigned char *live;
-    /* 1: norms take mean and variance in one pass over the input (sums of x - x[first] and
-     * of its square, in double) instead of two; for GPUs, where the second pass is a second
-     * read of the whole input from memory. */
+    /* 1: norms over long reductions (2^18 elements or more) take mean and variance in one
+     * pass over the input (sums of x - x[first] and of its square, in double) instead of two;
+     * for GPUs, where the second pass is a second read of the whole input from memory. */
     int one_pass_stats;
     /* 1: batch norm also stores its float32 mean and rstd per channel into kernel buffers
      * stats_kbuf[0] and [1] (a deferred norm: its readers normalise, fuse_defer.c). */

@@ -9,6 +9,8 @@
 #include <string.h>
 #include "agents/lower.h"
 
+#define KF_ONE_PASS_MIN (1 << 18) /* elements per reduction (1 MiB of float32) */
+
 /* One pass: with K the first element, s1 = sum(x - K), s2 = sum((x - K)^2) in double; mean =
  * K + s1 / n, var = max(s2 / n - (s1 / n)^2, 0). The shift keeps the cancellation small when
  * the mean is large against the spread. */
@@ -35,7 +37,9 @@ static void stats_one_pass(kf_lw *w, kir_stmt *parent, int x, int base, const kf
 
 /* mean and biased variance of elements base + off(i), i < count, into new double locals. */
 static void stats(kf_lw *w, kir_stmt *parent, int x, int base, const kf_red *r, int *mean, int *var) {
-    if (w->one_pass_stats && r->count > 1) {
+    /* only for long reductions (a batch norm's channel over the whole batch): a shorter row
+     * stays in cache between the two passes, and the second read is nearly free */
+    if (w->one_pass_stats && r->count >= KF_ONE_PASS_MIN) {
         stats_one_pass(w, parent, x, base, r, mean, var);
         return;
     }

@@ -131,12 +131,12 @@ int kf_search_gpu(const kf_search_space *sp) { return strcmp(sp->target, "cuda")
 /* The GPU's first choice for group gi: the library gemm (cuBLAS) for matrix products with the
  * epilogue in the kernel after it, im2col + gemm for convolutions, the op builders' loops
  * (whose row loops kir_sched_gpu makes cooperative) for everything else; GPU knobs at their
- * automatic values. */
+ * automatic values, 16-byte accesses allowed (a minor neighbour turns them off). */
 static void gpu_auto(const kf_search_space *sp, int plan, int gi, kf_gsched *s) {
     const kf_fplan *p = &sp->plans[plan];
     kf_gsched_default(s);
     s->gpu = 1;
-    s->vec = 0;
+    s->vec = 1; /* 16-byte accesses where the renderer can (flat elementwise loops) */
     s->impl = KF_IMPL_KIR;
     int a = p->groups[gi].anchor;
     if (a < 0) return;
@@ -235,7 +235,7 @@ static int gpu_neighbours(const kf_search_space *sp, int plan, kf_gsched *s, int
     int top = ng < 3 ? ng : 3;
     double total = kf_search_work(sp, plan);
     static const kf_impl impls[] = {KF_IMPL_IM2COL, KF_IMPL_KIR, KF_IMPL_DIRECT, KF_IMPL_LIB};
-    for (int step = 0; step < 4 && !rc; step++) { /* step 4 (16-byte accesses): not rendered yet */
+    for (int step = 0; step < 5 && !rc; step++) {
         if ((step == 0 || step == 4) && !minor) continue;
         for (int t = 0; t < top && !rc; t++) {
             int gi = order[t];

@@ -13,6 +13,12 @@ typedef struct kir_rc {
     int *scope; int n_scope, cap_scope; /* vars declared, innermost last, to end scopes */
     int *reads;             /* reads of each var in the whole kernel */
     int in_par, in_simd;    /* inside an OpenMP parallel region / simd loop */
+    /* CUDA 16-byte accesses (kir_render_cuda): a load of a buffer flagged in vec_ld whose
+     * index expression is one of vec_idx[] is component vec_lane of the float4 kf_vl<buf>
+     * loaded before */
+    const unsigned char *vec_ld;
+    const kir_expr *const *vec_idx;
+    int n_vec_idx, vec_lane;
     kf_err *err;
     int rc;                 /* first error (0 while fine) */
 } kir_rc;

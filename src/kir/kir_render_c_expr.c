@@ -338,6 +338,12 @@ void kir_rc_expr(kir_rc *c, const kir_expr *e, kf_str *o) {
         }
         if (e->a && kir_is_flt(e->a->type))
             kir_rc_fail(c, KF_E_INVALID, "index into '%s' is a float", k->bufs[e->buf].name);
+        if (c->vec_ld && c->vec_ld[e->buf])
+            for (int j = 0; j < c->n_vec_idx; j++)
+                if (c->vec_idx[j] == e->a) {
+                    kf_str_appendf(o, "kf_vl%d.%c", e->buf, "xyzw"[c->vec_lane & 3]);
+                    return;
+                }
         kf_dtype dt = k->bufs[e->buf].dtype;
         const char *conv = dt == KF_F16 ? "kf_f16_to_f32(" : dt == KF_BF16 ? "kf_bf16_to_f32(" : "";
         kf_str_appendf(o, "%s%s[", conv, c->bname[e->buf]);

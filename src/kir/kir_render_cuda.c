@@ -334,6 +334,8 @@ typedef struct kir_cu {
     int part_used[KIR_T_F64 + 1]; /* split reductions need global partials of this type */
     unsigned char *grp_rd;     /* buffers loaded anywhere in the cooperative nest's body */
     const kir_expr **def;      /* var -> its only initialiser (declared once, never assigned) */
+    const unsigned char *vec_st; /* 16-byte accesses: stores of flagged buffers at c.vec_var go
+                                  * to component c.vec_lane of the float4 kf_vs<buf> */
     int *declared_in;          /* scratch flags per var */
 } kir_cu;
 
@@ -792,6 +794,13 @@ static void kir_cu_store(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     }
     kf_dtype dt = k->bufs[s->buf].dtype;
     kir_cu_indent(depth, o);
+    for (int j = 0; x->vec_st && x->vec_st[s->buf] && j < c->n_vec_idx; j++)
+        if (c->vec_idx[j] == s->idx) {
+            kf_str_appendf(o, "kf_vs%d.%c = ", s->buf, "xyzw"[c->vec_lane & 3]);
+            kir_rc_expr_as(c, s->val, KIR_T_F32, o);
+            kf_str_append(o, ";\n");
+            return;
+        }
     if (x->pred) kf_str_append(o, x->pred == 2 ? "if (kf_lane == 0) " : "if (kf_gtid == 0) ");
     kf_str_appendf(o, "%s[", c->bname[s->buf]);
     kir_rc_expr(c, s->idx, o);
@@ -1011,6 +1020,8 @@ static const char *kir_cu_red_name(int op) { return op == KIR_ADD ? "add" : op =
 
 /* A cooperative loop: the group's threads take iterations lane, lane + G, ...; reductions
  * start from the identity in every thread but the first and are combined afterwards. */
+static int kir_cu_gfor_vec4(kir_cu *x, const kir_stmt *s, int depth, kf_str *o);
+
 static void kir_cu_gfor(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     kir_rc *c = &x->c;
     const kir_kernel *k = c->k;
@@ -1018,6 +1029,7 @@ static void kir_cu_gfor(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     kir_cu_red red[32];
     int nr = kir_cu_reductions(x, s, red, 0, 32);
     if (c->rc) return;
+    if (nr == 0 && k->vec4 && kir_cu_gfor_vec4(x, s, depth, o)) return;
     int mark = c->n_scope;
     kir_type t = k->vars[s->var].type;
     const char *v = c->vname[s->var];
@@ -1148,6 +1160,420 @@ static void kir_cu_glist(kir_cu *x, kir_stmt *const *l, int n, int depth, kf_str
     kir_cu_scope_end(x, mark);
 }
 
+/* ---- 16-byte accesses (kir_kernel.vec4) ----
+ * A loop for v in [lo, hi) with step 1 and no loops or barriers in its body, either a flat
+ * grid-stride loop (lo 0, constant trip count) or a cooperative loop over a row (lo 0, constant
+ * trip count a multiple of 4, no reductions): each thread takes 4 consecutive iterations. The
+ * index of the accesses is one expression E = v + (a loop-invariant multiple of 4), the loop
+ * variable itself or a variable the body declares first as such (a row's base plus the
+ * column). A float32 buffer whose every access in the body is at E is read with one float4
+ * load before the 4 iterations (when one of its accesses is unconditional, so the 4 elements
+ * exist) and written with one float4 store after them (when all its stores are unconditional
+ * top-level statements and no load of it follows its first store); other accesses stay
+ * scalar. Iterations past the last multiple of 4, and all of them when a flagged pointer is
+ * not 16-byte aligned, run one per thread as before. */
+#define KIR_CU_VEC_E 4         /* distinct index expressions E per loop */
+typedef struct kir_cu_vacc {
+    const kir_cu *x;
+    int var;                  /* the loop variable */
+    const int *inside;        /* the loop's own variables */
+    const kir_expr *e[KIR_CU_VEC_E]; int n_e; /* the index expressions E */
+    unsigned char *bad, *ld_any, *uncond, *st, *st_nested, *ld_after_st, *stored_before;
+    signed char *be;          /* per buffer: its E, -1 before its first access */
+    const kir_expr **idx; int n_idx, cap_idx; /* accesses at some E (their index expressions) */
+} kir_cu_vacc;
+
+static int kir_cu_mult4(const kir_cu *x, const kir_expr *e, int depth);
+
+/* An atom that is a multiple of 4: x % m with m a positive multiple of 4 and x one. */
+static int kir_cu_atom_mult4(const kir_cu *x, const kir_expr *a, int depth) {
+    int d = depth;
+    a = kir_cu_resolve(x, a, &d);
+    return a && a->kind == KIR_E_BIN && a->op == KIR_MOD && a->b && a->b->kind == KIR_E_CONST_I &&
+           a->b->ival > 0 && a->b->ival % 4 == 0 && kir_cu_mult4(x, a->a, d + 1);
+}
+
+/* 1 if e (definitions expanded) is provably a multiple of 4. */
+static int kir_cu_mult4(const kir_cu *x, const kir_expr *e, int depth) {
+    if (depth > 8) return 0;
+    kir_cu_lin l = {.ok = 1};
+    kir_cu_linearize(x, e, 1, &l, 0);
+    if (!l.ok || l.k % 4) return 0;
+    for (int i = 0; i < l.n; i++)
+        if (l.coef[i] % 4 && !kir_cu_atom_mult4(x, l.atom[i], depth + 1)) return 0;
+    return 1;
+}
+
+/* 1 if e (definitions expanded) is v plus a multiple of 4 whose atoms are all declared outside
+ * the loop (inside[] marks the loop's own variables, v included). */
+static int kir_cu_vec_index(const kir_cu *x, const kir_expr *e, int v, const int *inside) {
+    kir_cu_lin l = {.ok = 1};
+    kir_cu_linearize(x, e, 1, &l, 0);
+    if (!l.ok || l.k % 4) return 0;
+    int seen = 0;
+    for (int i = 0; i < l.n; i++) {
+        if (l.atom[i]->kind == KIR_E_VAR && l.atom[i]->var == v) {
+            if (l.coef[i] != 1) return 0;
+            seen = 1;
+        } else if ((l.coef[i] % 4 && !kir_cu_atom_mult4(x, l.atom[i], 0)) ||
+                   kir_cu_uses_flagged(x, l.atom[i], inside, 0)) {
+            return 0;
+        }
+    }
+    return seen;
+}
+
+static void kir_cu_vacc_note(kir_cu_vacc *a, int buf, const kir_expr *idx) {
+    if (a->bad[buf] || !idx) {
+        a->bad[buf] = 1;
+        return;
+    }
+    if (a->be[buf] < 0) { /* the buffer's first access: its E, an earlier one or a new one */
+        for (int j = 0; j < a->n_e && a->be[buf] < 0; j++)
+            if (kir_cu_eq(a->x, idx, a->e[j], 0)) a->be[buf] = (signed char)j;
+        if (a->be[buf] < 0) {
+            if (a->n_e == KIR_CU_VEC_E || a->x->c.k->bufs[buf].dtype != KF_F32 ||
+                !kir_cu_vec_index(a->x, idx, a->var, a->inside)) {
+                a->bad[buf] = 1;
+                return;
+            }
+            a->e[a->n_e] = idx;
+            a->be[buf] = (signed char)a->n_e++;
+        }
+    } else if (!kir_cu_eq(a->x, idx, a->e[a->be[buf]], 0)) {
+        a->bad[buf] = 1;
+        return;
+    }
+    if (a->n_idx == a->cap_idx) {
+        int cap = a->cap_idx ? 2 * a->cap_idx : 16;
+        const kir_expr **n = realloc(a->idx, sizeof *n * (size_t)cap);
+        if (!n) {
+            a->bad[buf] = 1;
+            return;
+        }
+        a->idx = n;
+        a->cap_idx = cap;
+    }
+    a->idx[a->n_idx++] = idx;
+}
+
+/* cond: e is evaluated only on some paths (a select's arms, the right side of && / ||) */
+static void kir_cu_vacc_expr(kir_cu_vacc *a, const kir_expr *e, int cond) {
+    if (!e) return;
+    if (e->kind == KIR_E_LOAD && e->buf >= 0 && e->buf < a->x->c.k->n_bufs) {
+        kir_cu_vacc_note(a, e->buf, e->a);
+        a->ld_any[e->buf] = 1;
+        if (!cond) a->uncond[e->buf] = 1;
+        if (a->stored_before[e->buf]) a->ld_after_st[e->buf] = 1;
+    }
+    int lazy = e->kind == KIR_E_SELECT || (e->kind == KIR_E_BIN && (e->op == KIR_AND || e->op == KIR_OR));
+    kir_cu_vacc_expr(a, e->a, cond);
+    kir_cu_vacc_expr(a, e->b, cond || lazy);
+    kir_cu_vacc_expr(a, e->c, cond || lazy);
+}
+
+static void kir_cu_vacc_stmt(kir_cu_vacc *a, const kir_stmt *s, int nested) {
+    if (!s) return;
+    switch (s->kind) {
+    case KIR_S_STORE:
+        kir_cu_vacc_expr(a, s->val, nested);
+        kir_cu_vacc_expr(a, s->idx, nested);
+        if (s->buf >= 0 && s->buf < a->x->c.k->n_bufs) {
+            kir_cu_vacc_note(a, s->buf, s->idx);
+            a->st[s->buf] = 1;
+            if (nested) a->st_nested[s->buf] = 1;
+            else a->uncond[s->buf] = 1;
+            a->stored_before[s->buf] = 1;
+        }
+        break;
+    case KIR_S_DECL: case KIR_S_ASSIGN:
+        kir_cu_vacc_expr(a, s->val, nested);
+        break;
+    case KIR_S_IF:
+        kir_cu_vacc_expr(a, s->cond, nested);
+        for (int i = 0; i < s->n_body; i++) kir_cu_vacc_stmt(a, s->body[i], 1);
+        for (int i = 0; i < s->n_els; i++) kir_cu_vacc_stmt(a, s->els[i], 1);
+        break;
+    case KIR_S_BLOCK:
+        for (int i = 0; i < s->n_body; i++) kir_cu_vacc_stmt(a, s->body[i], nested);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Plans 16-byte accesses for loop s: vl / vs flag buffers (per buffer id), a->e / a->be the
+ * index expressions and each buffer's, a->idx (the caller frees it) the index expressions of
+ * every access the plan covers. 0: none. */
+static int kir_cu_vec_plan(kir_cu *x, const kir_stmt *s, unsigned char *vl, unsigned char *vs, kir_cu_vacc *a) {
+    const kir_kernel *k = x->c.k;
+    memset(a, 0, sizeof *a);
+    if (!k->vec4 || s->step != 1 || !s->lo || s->lo->kind != KIR_E_CONST_I || s->lo->ival != 0) return 0;
+    if (kir_cu_trip_const(s) < 8) return 0;
+    for (int i = 0; i < s->n_body; i++)
+        if (kir_cu_has_kind(s->body[i], KIR_S_FOR, 0) || kir_cu_has_kind(s->body[i], KIR_S_BARRIER, 0)) return 0;
+    size_t nb = (size_t)k->n_bufs + 1, nv = (size_t)k->n_vars + 1;
+    unsigned char *m = calloc(nb * 8, 1);
+    int *inside = calloc(nv, sizeof *inside);
+    if (!m || !inside) {
+        free(m);
+        free(inside);
+        return 0;
+    }
+    kir_cu_mark_declared(s, k->n_vars, inside);
+    a->x = x;
+    a->var = s->var;
+    a->inside = inside;
+    a->bad = m, a->ld_any = m + nb, a->uncond = m + 2 * nb, a->st = m + 3 * nb, a->st_nested = m + 4 * nb;
+    a->ld_after_st = m + 5 * nb, a->stored_before = m + 6 * nb, a->be = (signed char *)(m + 7 * nb);
+    memset(a->be, -1, nb);
+    for (int i = 0; i < s->n_body; i++) kir_cu_vacc_stmt(a, s->body[i], 0);
+    int any = 0;
+    for (int b = 0; b < k->n_bufs; b++) {
+        vl[b] = vs[b] = 0;
+        if (k->bufs[b].dtype != KF_F32 || a->bad[b] || a->be[b] < 0 || !a->uncond[b] || a->ld_after_st[b]) continue;
+        if (a->st[b] && a->st_nested[b]) continue;
+        vl[b] = a->ld_any[b];
+        vs[b] = a->st[b];
+        any |= vl[b] | vs[b];
+    }
+    /* keep the be[] map (the renderer needs it) in a block of its own */
+    signed char *be = malloc(nb);
+    if (be) memcpy(be, a->be, nb);
+    a->be = be;
+    free(m);
+    free(inside);
+    a->inside = NULL;
+    a->bad = a->ld_any = a->uncond = a->st = a->st_nested = a->ld_after_st = a->stored_before = NULL;
+    if (!any || !be) {
+        free(a->idx);
+        free(be);
+        a->idx = NULL;
+        a->be = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+/* E number j at the first of a thread's 4 iterations (v declared by the caller), as kf_vi<j>:
+ * E itself, or the definition of the variable E names; every variable it reads directly must
+ * be in scope here. */
+static int kir_cu_vec_base(kir_cu *x, const kir_expr *ei, int j, int v, kf_str *o) {
+    kir_rc *c = &x->c;
+    const kir_expr *e = ei;
+    if (e->kind == KIR_E_VAR && e->var != v) {
+        if (!x->def[e->var]) return 0;
+        e = x->def[e->var];
+    }
+    const kir_expr *stack[64];
+    int n = 0;
+    stack[n++] = e;
+    while (n > 0) {
+        const kir_expr *q = stack[--n];
+        if (!q) continue;
+        if (q->kind == KIR_E_VAR && !c->live[q->var]) return 0;
+        if (q->kind == KIR_E_LOAD) return 0;
+        if (n + 3 > 64) return 0;
+        stack[n++] = q->a;
+        stack[n++] = q->b;
+        stack[n++] = q->c;
+    }
+    kf_str_appendf(o, "const int64_t kf_vi%d = ", j);
+    kir_rc_expr_as(c, e, KIR_T_I64, o);
+    kf_str_append(o, ";\n");
+    return 1;
+}
+
+/* The body of loop s for a thread's 4 iterations starting at v = first (text), with the float4
+ * loads before and the float4 stores after; returns 0 (nothing written) when an E's base
+ * cannot be rendered here. */
+static int kir_cu_vec_body(kir_cu *x, const kir_stmt *s, const char *first, const unsigned char *vl,
+                           const unsigned char *vs, const kir_cu_vacc *a, int depth, kf_str *o) {
+    kir_rc *c = &x->c;
+    const kir_kernel *k = c->k;
+    kir_type t = k->vars[s->var].type;
+    const char *v = c->vname[s->var];
+    int mark = c->n_scope;
+    kf_str pre;
+    kf_str_init(&pre);
+    kir_cu_indent(depth, &pre);
+    kf_str_appendf(&pre, "const %s %s = (%s)(%s);\n", kir_rc_ctype(t), v, kir_rc_ctype(t), first);
+    int ok = kir_cu_declare(x, s->var);
+    for (int j = 0; j < a->n_e && ok; j++) {
+        int used = 0;
+        for (int b = 0; b < k->n_bufs; b++) used |= (vl[b] || vs[b]) && a->be[b] == j;
+        if (!used) continue;
+        kir_cu_indent(depth, &pre);
+        ok = kir_cu_vec_base(x, a->e[j], j, s->var, &pre);
+    }
+    kir_cu_scope_end(x, mark);
+    if (!ok) {
+        kf_str_free(&pre);
+        return 0;
+    }
+    kir_cu_indent(depth - 1, o);
+    kf_str_append(o, "{\n");
+    kf_str_append(o, pre.data ? pre.data : "");
+    kf_str_free(&pre);
+    for (int b = 0; b < k->n_bufs; b++) {
+        if (vl[b]) {
+            kir_cu_indent(depth, o);
+            kf_str_appendf(o, "const float4 kf_vl%d = *(const float4 *)(%s + kf_vi%d);\n", b, c->bname[b], a->be[b]);
+        }
+        if (vs[b]) {
+            kir_cu_indent(depth, o);
+            kf_str_appendf(o, "float4 kf_vs%d;\n", b);
+        }
+    }
+    c->vec_ld = vl;
+    c->vec_idx = a->idx;
+    c->n_vec_idx = a->n_idx;
+    x->vec_st = vs;
+    for (int lane = 0; lane < 4 && !c->rc; lane++) {
+        c->vec_lane = lane;
+        int m2 = c->n_scope;
+        kir_cu_indent(depth, o);
+        kf_str_append(o, "{\n");
+        kir_cu_indent(depth + 1, o);
+        kf_str_appendf(o, "const %s %s = (%s)(%s + %d);\n", kir_rc_ctype(t), v, kir_rc_ctype(t), first, lane);
+        if (kir_cu_declare(x, s->var)) kir_cu_tlist(x, s->body, s->n_body, depth + 1, o);
+        kir_cu_scope_end(x, m2);
+        kir_cu_indent(depth, o);
+        kf_str_append(o, "}\n");
+    }
+    c->vec_ld = NULL;
+    c->vec_idx = NULL;
+    c->n_vec_idx = 0;
+    x->vec_st = NULL;
+    for (int b = 0; b < k->n_bufs; b++) {
+        if (!vs[b]) continue;
+        kir_cu_indent(depth, o);
+        kf_str_appendf(o, "*(float4 *)(%s + kf_vi%d) = kf_vs%d;\n", c->bname[b], a->be[b], b);
+    }
+    kir_cu_indent(depth - 1, o);
+    kf_str_append(o, "}\n");
+    return 1;
+}
+
+/* The flagged pointers' alignment test, for an if or a ?: condition. */
+static void kir_cu_vec_aligned(const kir_cu *x, const unsigned char *vl, const unsigned char *vs, kf_str *o) {
+    kf_str_append(o, "(((");
+    int first = 1;
+    for (int b = 0; b < x->c.k->n_bufs; b++) {
+        if (!vl[b] && !vs[b]) continue;
+        kf_str_appendf(o, "%s(unsigned long long)%s", first ? "" : " | ", x->c.bname[b]);
+        first = 0;
+    }
+    kf_str_append(o, ") & 15) == 0)");
+}
+
+/* Flat grid-stride loop s with 16-byte accesses; 0 (nothing written) if it does not qualify. */
+static int kir_cu_dist_vec4(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
+    kir_rc *c = &x->c;
+    const kir_kernel *k = c->k;
+    size_t nb = (size_t)k->n_bufs + 1;
+    unsigned char *vf = calloc(nb * 2, 1);
+    kir_cu_vacc a;
+    if (!vf || !kir_cu_vec_plan(x, s, vf, vf + nb, &a)) {
+        free(vf);
+        return 0;
+    }
+    const unsigned char *vl = vf, *vs = vf + nb;
+    int64_t T = kir_cu_trip_const(s);
+    kir_type t = k->vars[s->var].type;
+    const char *v = c->vname[s->var];
+    kf_str body;
+    kf_str_init(&body);
+    int ok = kir_cu_vec_body(x, s, "4 * kf_f", vl, vs, &a, depth + 3, &body);
+    if (ok) {
+        int64_t total = (T + 3) / 4;
+        if (total > x->max_total) x->max_total = total;
+        x->n_dist++;
+        kir_cu_indent(depth, o);
+        kf_str_appendf(o, "{ /* parallel loop over %s: grid-stride, 4 per thread (16-byte accesses) */\n", v);
+        kir_cu_indent(depth + 1, o);
+        kf_str_appendf(o, "const int64_t kf_n = %lld;\n", (long long)T);
+        kir_cu_indent(depth + 1, o);
+        kf_str_append(o, "const int64_t kf_n4 = ");
+        kir_cu_vec_aligned(x, vl, vs, o);
+        kf_str_append(o, " ? kf_n / 4 : 0;\n");
+        kir_cu_indent(depth + 1, o);
+        kf_str_append(o, "for (int64_t kf_f = kf_gtid; kf_f < kf_n4; kf_f += kf_gsize)\n");
+        kf_str_append(o, body.data ? body.data : "");
+        /* the rest (and everything, unaligned): one iteration per thread */
+        kir_cu_indent(depth + 1, o);
+        kf_str_append(o, "for (int64_t kf_f = kf_n4 * 4 + kf_gtid; kf_f < kf_n; kf_f += kf_gsize) {\n");
+        int mark = c->n_scope;
+        kir_cu_indent(depth + 2, o);
+        kf_str_appendf(o, "const %s %s = (%s)kf_f;\n", kir_rc_ctype(t), v, kir_rc_ctype(t));
+        if (kir_cu_declare(x, s->var)) kir_cu_tlist(x, s->body, s->n_body, depth + 2, o);
+        kir_cu_scope_end(x, mark);
+        kir_cu_indent(depth + 1, o);
+        kf_str_append(o, "}\n");
+        kir_cu_indent(depth, o);
+        kf_str_append(o, "}\n");
+    }
+    kf_str_free(&body);
+    free(vf);
+    free(a.idx);
+    free(a.be);
+    return ok;
+}
+
+/* Cooperative row loop s (no reductions, trip a multiple of 4) with 16-byte accesses: the
+ * group's threads take 4 columns each; 0 (nothing written) if it does not qualify. */
+static int kir_cu_gfor_vec4(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
+    kir_rc *c = &x->c;
+    const kir_kernel *k = c->k;
+    int64_t T = kir_cu_trip_const(s);
+    if (x->split || T < 0 || T % 4) return 0;
+    size_t nb = (size_t)k->n_bufs + 1;
+    unsigned char *vf = calloc(nb * 2, 1);
+    kir_cu_vacc a;
+    if (!vf || !kir_cu_vec_plan(x, s, vf, vf + nb, &a)) {
+        free(vf);
+        return 0;
+    }
+    const unsigned char *vl = vf, *vs = vf + nb;
+    kf_str body;
+    kf_str_init(&body);
+    int ok = kir_cu_vec_body(x, s, "4 * kf_c4", vl, vs, &a, depth + 3, &body);
+    if (ok) {
+        const char *v = c->vname[s->var];
+        kir_type t = k->vars[s->var].type;
+        kir_cu_indent(depth, o);
+        kf_str_appendf(o, "{ /* cooperative loop over %s: %s threads split it, 4 columns each (16-byte accesses) */\n",
+                       v, x->group < x->threads ? "the warp's" : "the block's");
+        kir_cu_indent(depth + 1, o);
+        kf_str_append(o, "if ");
+        kir_cu_vec_aligned(x, vl, vs, o);
+        kf_str_append(o, " {\n");
+        kir_cu_indent(depth + 2, o);
+        kf_str_appendf(o, "for (int64_t kf_c4 = kf_lane; kf_c4 < %lld; kf_c4 += %d)\n", (long long)(T / 4), x->group);
+        kf_str_append(o, body.data ? body.data : "");
+        kir_cu_indent(depth + 1, o);
+        kf_str_append(o, "} else {\n");
+        int mark = c->n_scope;
+        kir_cu_indent(depth + 2, o);
+        kf_str_appendf(o, "for (%s %s = (%s)kf_lane; %s < %lld; %s += %d) {\n", kir_rc_ctype(t), v, kir_rc_ctype(t), v,
+                       (long long)T, v, x->group);
+        if (kir_cu_declare(x, s->var)) kir_cu_tlist(x, s->body, s->n_body, depth + 3, o);
+        kir_cu_scope_end(x, mark);
+        kir_cu_indent(depth + 2, o);
+        kf_str_append(o, "}\n");
+        kir_cu_indent(depth + 1, o);
+        kf_str_append(o, "}\n");
+        if (kir_cu_group_reread(x, s)) kir_cu_group_sync(x, depth + 1, o);
+        kir_cu_indent(depth, o);
+        kf_str_append(o, "}\n");
+    }
+    kf_str_free(&body);
+    free(vf);
+    free(a.idx);
+    free(a.be);
+    return ok;
+}
+
 /* A grid-stride loop over a PARALLEL nest (and maybe the promoted loop ending its body). */
 static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     kir_rc *c = &x->c;
@@ -1159,6 +1585,7 @@ static void kir_cu_dist(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     const kir_stmt *inner = run[n - 1];
     int group = run[0]->coop > 0 && x->group == 0 && !x->pred ? (run[0]->coop < x->threads ? 32 : x->threads) : 0;
     int promote = !group && kir_cu_can_promote(x, inner->body, inner->n_body);
+    if (!group && !promote && n == 1 && k->vec4 && kir_cu_dist_vec4(x, run[0], depth, o)) return;
     if (promote) {
         run[n] = inner->body[inner->n_body - 1];
         if (!kir_cu_loop_var_ok(x, run[n])) return;

@@ -292,19 +292,20 @@ static void test_space_cuda(void) {
     if (!d) return;
     KF_CHECK_EQ_INT(d[0].impl, KF_IMPL_IM2COL);
     KF_CHECK_EQ_INT(d[0].gpu, 1);
-    KF_CHECK_EQ_INT(d[0].vec, 0);
+    KF_CHECK_EQ_INT(d[0].vec, 1); /* 16-byte accesses where the renderer can */
     char *key = kf_search_key(&sp, 0, d);
-    KF_CHECK_STR(key, "P0;I10.0.0.0.0");
+    KF_CHECK_STR(key, "P0;I11.0.0.0.0");
     int plan = -1;
     kf_gsched *s = NULL;
     KF_CHECK_EQ_INT(kf_search_key_parse(&sp, key, &plan, &s), 0);
     if (s) KF_CHECK_EQ_INT(s[0].gpu, 1);
     free(s);
     char **nb = NULL;
-    int n = 0, blocks = 0;
+    int n = 0, blocks = 0, novec = 0;
     KF_CHECK_EQ_INT(kf_search_neighbours(&sp, key, 1, &nb, &n), 0);
     for (int i = 0; i < n; i++) {
         blocks += strstr(nb[i], ".512") != NULL || strstr(nb[i], ".1024") != NULL || strstr(nb[i], ".128") != NULL;
+        novec += strncmp(nb[i], "P0;I10.", 7) == 0; /* the minor neighbour without 16-byte accesses */
         kf_program p;
         KF_CHECK_EQ_INT(kf_search_build(&sp, nb[i], &p, &err), 0);
         KF_CHECK_STR(p.target, "cuda");
@@ -319,6 +320,7 @@ static void test_space_cuda(void) {
         free(nb[i]);
     }
     KF_CHECK(blocks >= 3);
+    KF_CHECK_EQ_INT(novec, 1);
     free(nb);
     free(key);
     free(d);

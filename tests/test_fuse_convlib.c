@@ -116,6 +116,31 @@ static const char g_bn_pool[] =
     "{\"name\":\"stride\",\"list\":" I2(2, 2) "},{\"name\":\"padding\",\"list\":" I2(0, 0) "},"
     "{\"name\":\"dilation\",\"list\":" I2(1, 1) "},{\"name\":\"ceil_mode\",\"bool\":false}]}]}";
 
+/* LSTM-like gates: g = addmm(b1, x, W1^T) + addmm(b2, h, W2^T), then sigmoid(g[:, :16]) *
+ * tanh(g[:, 16:]): the second gemm's epilogue (the add, both biases) is computed by the gate
+ * kernel, the only reader, so neither gemm is followed by a kernel of its own */
+#define ADDMM_NODE(out, bias, m1, m2) \
+    "{\"op\":\"aten.addmm.default\",\"outputs\":[\"" out "\"],\"args\":[{\"name\":\"self\",\"tensor\":\"" bias "\"}," \
+    "{\"name\":\"mat1\",\"tensor\":\"" m1 "\"},{\"name\":\"mat2\",\"tensor\":\"" m2 "\"}]}"
+#define SLICE_NODE(out, in, start, end) \
+    "{\"op\":\"aten.slice.Tensor\",\"outputs\":[\"" out "\"],\"args\":[{\"name\":\"self\",\"tensor\":\"" in "\"}," \
+    "{\"name\":\"dim\",\"int\":1},{\"name\":\"start\",\"int\":" #start "},{\"name\":\"end\",\"int\":" #end "}]}"
+static const char g_gates[] =
+    "{\"inputs\":[\"x0\",\"x1\"],\"params\":[\"p0\",\"p1\",\"p2\",\"p3\"],\"outputs\":[\"o\"],\"values\":{"
+    T("x0", "f32", 8, 12) "," T("x1", "f32", 8, 16) "," T("p0", "f32", 32, 12) "," T("p1", "f32", 32) ","
+    T("p2", "f32", 32, 16) "," T("p3", "f32", 32) "," T("t0", "f32", 12, 32) "," T("t1", "f32", 16, 32) ","
+    T("y0", "f32", 8, 32) "," T("y1", "f32", 8, 32) "," T("g", "f32", 8, 32) "," T("s0", "f32", 8, 16) ","
+    T("s1", "f32", 8, 16) "," T("a", "f32", 8, 16) "," T("b", "f32", 8, 16) "," T("o", "f32", 8, 16) "},\"nodes\":["
+    "{\"op\":\"aten.t.default\",\"outputs\":[\"t0\"],\"args\":[{\"name\":\"self\",\"tensor\":\"p0\"}]},"
+    "{\"op\":\"aten.t.default\",\"outputs\":[\"t1\"],\"args\":[{\"name\":\"self\",\"tensor\":\"p2\"}]},"
+    ADDMM_NODE("y0", "p1", "x0", "t0") "," ADDMM_NODE("y1", "p3", "x1", "t1") ","
+    "{\"op\":\"aten.add.Tensor\",\"outputs\":[\"g\"],\"args\":[{\"name\":\"self\",\"tensor\":\"y1\"},"
+    "{\"name\":\"other\",\"tensor\":\"y0\"}]}," SLICE_NODE("s0", "g", 0, 16) "," SLICE_NODE("s1", "g", 16, 32) ","
+    "{\"op\":\"aten.sigmoid.default\",\"outputs\":[\"a\"],\"args\":[{\"name\":\"self\",\"tensor\":\"s0\"}]},"
+    "{\"op\":\"aten.tanh.default\",\"outputs\":[\"b\"],\"args\":[{\"name\":\"self\",\"tensor\":\"s1\"}]},"
+    "{\"op\":\"aten.mul.Tensor\",\"outputs\":[\"o\"],\"args\":[{\"name\":\"self\",\"tensor\":\"a\"},"
+    "{\"name\":\"other\",\"tensor\":\"b\"}]}]}";
+
 static const kf_step *find_conv(const kf_program *p) {
     for (int i = 0; i < p->n_steps; i++)
         if (p->steps[i].kind == KF_STEP_CONV) return &p->steps[i];
@@ -256,6 +281,9 @@ static void test_deferred_bias(void) {
     /* the norm's output is never stored: its kernel writes two [C] vectors, not the tensor */
     defer_case("conv + bias -> batch norm -> relu -> max pool", g_bn_pool, &bias_steps, &saved);
     KF_CHECK_EQ_INT(bias_steps, 0);
+    /* two gemms' sum read only by the gate kernel: no bias kernel, no epilogue kernel */
+    defer_case("LSTM-like gates: addmm + addmm -> slices -> sigmoid * tanh", g_gates, &bias_steps, &saved);
+    KF_CHECK_EQ_INT(saved, 2);
 }
 
 /* The search space on cuda: the automatic schedule uses the conv step ('L'), a neighbour the

@@ -209,6 +209,8 @@ typedef struct kf_fl {
     int zero_pbuf;                /* one float of 0.0 for the vector math, or -1 */
     int gpu;                      /* the target is a GPU: kernels get kir_sched_gpu only */
     kf_fdefer *defer;             /* per value, or NULL while nothing is deferred */
+    unsigned char *inl;           /* per node: computed inline by its readers (the plan's
+                                   * prologues, plus deferred epilogues, fuse_defer.c) */
     kf_err *err;
 } kf_fl;
 
@@ -299,6 +301,12 @@ int kf_fl_defer_bias(kf_fl *c, int v, int bias, const kf_tdesc *bias_desc, doubl
  * on failure. */
 int kf_fl_defer_norm(kf_fl *c, int gi, kf_err *err);
 kir_expr *kf_fl_defer_add(kf_fl *c, kf_fexpr *x, int v, const kir_expr *idx, kir_expr *e);
+/* For library gemm group gi with an elementwise epilogue, where plan->defer_bias: when the
+ * group's stored results are each read by exactly one elementwise group (and by no gemm/conv
+ * step, and are no graph outputs), the gemm's raw result (cb) is kept as the anchor's value,
+ * its bias deferred, and the epilogue's nodes are computed inline by that reader instead of in
+ * a kernel of their own; 1 if so, 0 if not, < 0 on failure. */
+int kf_fl_defer_epilogue(kf_fl *c, int gi, int cb, int bias, double beta, kf_err *err);
 /* The element of v at idx when v is a deferred norm's output (computed, never loaded), else NULL. */
 kir_expr *kf_fl_defer_load(kf_fl *c, kf_fexpr *x, int v, const kir_expr *idx);
 /* 1 if group gi has elementwise nodes after its anchor. */

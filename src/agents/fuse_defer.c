@@ -14,7 +14,12 @@
  * The same holds for a training-mode batch norm whose normalised output is read only by such
  * kernels (a pool after it, as in conv -> bn -> relu -> pool): its kernel then only takes the
  * per-channel statistics (one read of the input instead of a read and a write more), and the
- * readers normalise as they load, with the same float32 formula the norm's own kernel uses. */
+ * readers normalise as they load, with the same float32 formula the norm's own kernel uses.
+ *
+ * And for a library gemm's elementwise epilogue whose results one elementwise kernel reads (an
+ * LSTM's gates = x2h + h2h + biases, read only by the cell): the epilogue's nodes are computed
+ * inline by that reader from the raw gemm result, saving the epilogue kernel's read and write
+ * of the whole result for one more read in the reader. */
 #include <stdlib.h>
 #include <string.h>
 #include "agents/fuse.h"
@@ -84,6 +89,72 @@ int kf_fl_defer_bias(kf_fl *c, int v, int bias, const kf_tdesc *bias_desc, doubl
     c->defer[v].bias = bias;
     c->defer[v].beta = beta;
     c->defer[v].desc = *bd;
+    return 1;
+}
+
+/* The groups that read value v (directly, through views, or through nodes inlined into them);
+ * 1 and *reader when exactly one group other than gi does, and it is elementwise-only. */
+static int single_ew_reader(const kf_fl *c, int v, int gi, int *reader, kf_err *err, int *rc) {
+    const kf_graph *g = c->g;
+    const kf_fplan *P = c->plan;
+    unsigned char *der = calloc((size_t)g->n_values + 1, 1);
+    if (!der) {
+        *rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+        return 0;
+    }
+    der[v] = 1;
+    int found = -1, ok = 1;
+    for (int m = 0; m < g->n_nodes && ok; m++) {
+        defer_scan d = {der, 0};
+        kf_fuse_each_input(&g->nodes[m], defer_mark_hit, &d);
+        if (!d.hit) continue;
+        kf_fnode_kind k = P->kind[m];
+        if (k == KF_FN_ALIAS || k == KF_FN_GATHER || (k == KF_FN_EW && c->inl[m] && P->group[m] < 0)) {
+            for (int j = 0; j < g->nodes[m].n_outs; j++) /* views: their readers read v */
+                if (g->nodes[m].outs[j] >= 0) der[g->nodes[m].outs[j]] = 1;
+            continue;
+        }
+        int grp = P->group[m];
+        if (grp == gi) continue;
+        if (grp < 0 || (found >= 0 && found != grp) || P->groups[grp].anchor >= 0) ok = 0;
+        found = grp;
+    }
+    free(der);
+    if (!ok || found < 0) return 0;
+    *reader = found;
+    return 1;
+}
+
+int kf_fl_defer_epilogue(kf_fl *c, int gi, int cb, int bias, double beta, kf_err *err) {
+    if (!c->plan->defer_bias || !c->inl) return 0;
+    const kf_fgroup *gr = &c->plan->groups[gi];
+    int a = c->g->nodes[gr->anchor].outs[0];
+    if (a < 0) return 0;
+    int rc = 0, reader = -1;
+    for (int i = 0; i < gr->n_stores; i++) {
+        int v = gr->stores[i], r = -1;
+        if (v == a) continue;
+        if (!defer_ok(c, v, err, &rc)) return rc;
+        if (!single_ew_reader(c, v, gi, &r, err, &rc)) return rc;
+        if (reader >= 0 && r != reader) return 0;
+        reader = r;
+    }
+    if (reader < 0 || reader <= gi) return 0;
+    /* the anchor's value is the raw result in cb; its readers (the inlined epilogue) add the bias */
+    int ra = c->plan->alias_of[a];
+    if (c->val_buf[ra] >= 0 && c->val_buf[ra] != cb) return 0;
+    if (bias >= 0) {
+        if (!defer_ok(c, a, err, &rc)) return rc;
+        const kf_tdesc *bd = &c->g->values[bias].desc;
+        if (kf_tdesc_numel(bd) >= kf_tdesc_numel(&c->g->values[a].desc)) return 0;
+        if (defer_alloc(c)) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+        c->defer[a].bias = bias;
+        c->defer[a].beta = beta;
+        c->defer[a].desc = *bd;
+    }
+    c->val_buf[ra] = cb;
+    for (int i = 0; i < gr->n_nodes; i++)
+        if (gr->nodes[i] != gr->anchor) c->inl[gr->nodes[i]] = 1;
     return 1;
 }
 

@@ -230,6 +230,9 @@ int kf_fl_gemm_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     if (plain) { /* only the bias after the gemm: its readers may add it (no pass of its own) */
         int d = kf_fl_defer_bias(c, a, sp.bias, NULL, sp.beta, err);
         if (d) return d < 0 ? d : 0;
+    } else if (kf_fl_has_epilogue(c, gi)) { /* the epilogue computed by its one reader */
+        int d = kf_fl_defer_epilogue(c, gi, cb, has_bias ? sp.bias : -1, sp.beta, err);
+        if (d) return d < 0 ? d : 0;
     }
     return kf_fl_ew_loop(c, gi, cb, has_bias ? sp.bias : -1, NULL, sp.beta, s, err);
 }

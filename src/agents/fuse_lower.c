@@ -198,7 +198,7 @@ void kf_fl_fexpr(kf_fl *c, kf_fexpr *x) {
     x->k = c->k;
     x->g = c->g;
     x->kind = c->plan->kind;
-    x->inl = c->plan->prologue;
+    x->inl = c->inl ? c->inl : c->plan->prologue;
     x->local = c->local;
     x->gathers = c->gathers;
     x->gather_done = c->gather_done;
@@ -601,11 +601,13 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
     c.live = calloc((size_t)nv + 1, 1);
     c.gathers = calloc((size_t)nn + 1, sizeof *c.gathers);
     c.gather_done = calloc((size_t)nn + 1, 1);
+    c.inl = calloc((size_t)nn + 1, 1);
+    if (c.inl) memcpy(c.inl, plan->prologue, (size_t)nn);
     int *copy_from = calloc((size_t)g->n_outputs + 1, sizeof *copy_from);
     int *out_buf = calloc((size_t)g->n_outputs + 1, sizeof *out_buf);
     int rc = 0;
     if (!out->target || !out->agent || !c.val_buf || !c.local || !c.live || !c.gathers ||
-        !c.gather_done || !copy_from || !out_buf)
+        !c.gather_done || !c.inl || !copy_from || !out_buf)
         rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
     for (int v = 0; !rc && v < nv; v++) c.val_buf[v] = -1;
     if (!rc) rc = add_io(&c, copy_from, out_buf, err);
@@ -626,7 +628,7 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
     if (c.k) kir_kernel_free(c.k);
     for (int m = 0; c.gathers && m < nn; m++) kf_fuse_gather_free(&c.gathers[m]);
     free(c.kernels); free(c.val_buf); free(c.local); free(c.live); free(c.gathers);
-    free(c.gather_done); free(c.defer); free(c.kbuf); free(c.kbuf_pbuf); free(copy_from); free(out_buf);
+    free(c.gather_done); free(c.defer); free(c.inl); free(c.kbuf); free(c.kbuf_pbuf); free(copy_from); free(out_buf);
     if (rc) kf_program_free(out);
     return rc;
 }

@@ -59,28 +59,20 @@ static const char g_convt[] =
     "{\"op\":\"aten.softplus.default\",\"outputs\":[\"z\"],\"args\":[{\"name\":\"self\",\"tensor\":\"y\"},"
     "{\"name\":\"beta\",\"int\":1},{\"name\":\"threshold\",\"int\":20}]}]}";
 
-/* conv + bias, then a max pool, then tanh: the bias can go into the pool's loads */
-static const char g_pool[] =
-    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"t\"],\"values\":{"
-    T("x0", "f32", 2, 3, 14, 14) "," T("p0", "f32", 5, 3, 3, 3) "," T("p1", "f32", 5) "," T("y", "f32", 2, 5, 12, 12) ","
-    T("mp", "f32", 2, 5, 6, 6) "," T("t", "f32", 2, 5, 6, 6) "},\"nodes\":["
-    CONV_NODE("y", I2(1, 1), I2(0, 0), I2(1, 1), "false", I2(0, 0), "1") ","
-    "{\"op\":\"aten.max_pool2d_with_indices.default\",\"outputs\":[\"mp\",\"\"],\"args\":["
-    "{\"name\":\"self\",\"tensor\":\"y\"},{\"name\":\"kernel_size\",\"list\":[{\"int\":2},{\"int\":2}]},"
-    "{\"name\":\"stride\",\"list\":[{\"int\":2},{\"int\":2}]},{\"name\":\"padding\",\"list\":[{\"int\":0},{\"int\":0}]},"
-    "{\"name\":\"dilation\",\"list\":[{\"int\":1},{\"int\":1}]},{\"name\":\"ceil_mode\",\"bool\":false}]},"
-    "{\"op\":\"aten.tanh.default\",\"outputs\":[\"t\"],\"args\":[{\"name\":\"self\",\"tensor\":\"mp\"}]}]}";
-/* the same, but the convolution's result is an output too: its storage must hold the bias */
-static const char g_pool_out[] =
-    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[\"t\",\"y\"],\"values\":{"
-    T("x0", "f32", 2, 3, 14, 14) "," T("p0", "f32", 5, 3, 3, 3) "," T("p1", "f32", 5) "," T("y", "f32", 2, 5, 12, 12) ","
-    T("mp", "f32", 2, 5, 6, 6) "," T("t", "f32", 2, 5, 6, 6) "},\"nodes\":["
-    CONV_NODE("y", I2(1, 1), I2(0, 0), I2(1, 1), "false", I2(0, 0), "1") ","
-    "{\"op\":\"aten.max_pool2d_with_indices.default\",\"outputs\":[\"mp\",\"\"],\"args\":["
-    "{\"name\":\"self\",\"tensor\":\"y\"},{\"name\":\"kernel_size\",\"list\":[{\"int\":2},{\"int\":2}]},"
-    "{\"name\":\"stride\",\"list\":[{\"int\":2},{\"int\":2}]},{\"name\":\"padding\",\"list\":[{\"int\":0},{\"int\":0}]},"
-    "{\"name\":\"dilation\",\"list\":[{\"int\":1},{\"int\":1}]},{\"name\":\"ceil_mode\",\"bool\":false}]},"
-    "{\"op\":\"aten.tanh.default\",\"outputs\":[\"t\"],\"args\":[{\"name\":\"self\",\"tensor\":\"mp\"}]}]}";
+/* conv + bias, then a max pool, then tanh (outputs as given): the bias can go into the pool's
+ * loads unless the conv's result is an output too */
+#define POOL_GRAPH(outputs) \
+    "{\"inputs\":[\"x0\"],\"params\":[\"p0\",\"p1\"],\"outputs\":[" outputs "],\"values\":{" \
+    T("x0", "f32", 2, 3, 14, 14) "," T("p0", "f32", 5, 3, 3, 3) "," T("p1", "f32", 5) "," T("y", "f32", 2, 5, 12, 12) "," \
+    T("mp", "f32", 2, 5, 6, 6) "," T("t", "f32", 2, 5, 6, 6) "},\"nodes\":[" \
+    CONV_NODE("y", I2(1, 1), I2(0, 0), I2(1, 1), "false", I2(0, 0), "1") "," \
+    "{\"op\":\"aten.max_pool2d_with_indices.default\",\"outputs\":[\"mp\",\"\"],\"args\":[" \
+    "{\"name\":\"self\",\"tensor\":\"y\"},{\"name\":\"kernel_size\",\"list\":[{\"int\":2},{\"int\":2}]}," \
+    "{\"name\":\"stride\",\"list\":[{\"int\":2},{\"int\":2}]},{\"name\":\"padding\",\"list\":[{\"int\":0},{\"int\":0}]}," \
+    "{\"name\":\"dilation\",\"list\":[{\"int\":1},{\"int\":1}]},{\"name\":\"ceil_mode\",\"bool\":false}]}," \
+    "{\"op\":\"aten.tanh.default\",\"outputs\":[\"t\"],\"args\":[{\"name\":\"self\",\"tensor\":\"mp\"}]}]}"
+static const char g_pool[] = POOL_GRAPH("\"t\"");
+static const char g_pool_out[] = POOL_GRAPH("\"t\",\"y\"");
 /* linear (addmm with a bias) alone, then a softmax over its rows: the bias can go into the
  * softmax's loads, so no epilogue kernel runs after the gemm */
 static const char g_linear_softmax[] =

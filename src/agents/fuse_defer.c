@@ -35,16 +35,21 @@ static void defer_mark_hit(int v, void *ctx) {
     if (v >= 0 && d->derived[v]) d->hit = 1;
 }
 
+/* A per-value flag array with v set (the values derived from v are marked into it), or NULL
+ * with *rc set. */
+static unsigned char *derived_new(const kf_fl *c, int v, kf_err *err, int *rc) {
+    unsigned char *der = calloc((size_t)c->g->n_values + 1, 1);
+    if (!der) *rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+    else der[v] = 1;
+    return der;
+}
+
 /* 1 if no reader of v (directly or through views) needs its stored elements to be final. */
 static int defer_ok(const kf_fl *c, int v, kf_err *err, int *rc) {
     const kf_graph *g = c->g;
     const kf_fplan *P = c->plan;
-    unsigned char *der = calloc((size_t)g->n_values + 1, 1);
-    if (!der) {
-        *rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
-        return 0;
-    }
-    der[v] = 1;
+    unsigned char *der = derived_new(c, v, err, rc);
+    if (!der) return 0;
     int ok = 1;
     /* views of v, in topological order */
     for (int m = 0; m < g->n_nodes; m++) {
@@ -97,12 +102,8 @@ int kf_fl_defer_bias(kf_fl *c, int v, int bias, const kf_tdesc *bias_desc, doubl
 static int single_ew_reader(const kf_fl *c, int v, int gi, int *reader, kf_err *err, int *rc) {
     const kf_graph *g = c->g;
     const kf_fplan *P = c->plan;
-    unsigned char *der = calloc((size_t)g->n_values + 1, 1);
-    if (!der) {
-        *rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
-        return 0;
-    }
-    der[v] = 1;
+    unsigned char *der = derived_new(c, v, err, rc);
+    if (!der) return 0;
     int found = -1, ok = 1;
     for (int m = 0; m < g->n_nodes && ok; m++) {
         defer_scan d = {der, 0};

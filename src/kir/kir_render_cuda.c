@@ -67,6 +67,7 @@
 #include "kir/kir_sched.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1467,21 +1468,46 @@ static void kir_cu_vec_aligned(const kir_cu *x, const unsigned char *vl, const u
     kf_str_append(o, ") & 15) == 0)");
 }
 
+/* The loop's body one iteration per thread: "for (HEAD) { const T v = (T)INIT; body }". */
+static void kir_cu_vec_scalar(kir_cu *x, const kir_stmt *s, const char *head, const char *init, int depth, kf_str *o) {
+    kir_rc *c = &x->c;
+    kir_type t = c->k->vars[s->var].type;
+    kir_cu_indent(depth, o);
+    kf_str_appendf(o, "for (%s) {\n", head);
+    int mark = c->n_scope;
+    kir_cu_indent(depth + 1, o);
+    kf_str_appendf(o, "const %s %s = (%s)%s;\n", kir_rc_ctype(t), c->vname[s->var], kir_rc_ctype(t), init);
+    if (kir_cu_declare(x, s->var)) kir_cu_tlist(x, s->body, s->n_body, depth + 1, o);
+    kir_cu_scope_end(x, mark);
+    kir_cu_indent(depth, o);
+    kf_str_append(o, "}\n");
+}
+
+/* Plans loop s's 16-byte accesses into *vf (vl = *vf, vs = *vf + n_bufs + 1) and *a; 0 if
+ * none (nothing to free then). kir_cu_vec_done frees both. */
+static int kir_cu_vec_start(kir_cu *x, const kir_stmt *s, unsigned char **vf, kir_cu_vacc *a) {
+    size_t nb = (size_t)x->c.k->n_bufs + 1;
+    *vf = calloc(nb * 2, 1);
+    if (*vf && kir_cu_vec_plan(x, s, *vf, *vf + nb, a)) return 1;
+    free(*vf);
+    *vf = NULL;
+    return 0;
+}
+
+static void kir_cu_vec_done(unsigned char *vf, kir_cu_vacc *a) {
+    free(vf);
+    free(a->idx);
+    free(a->be);
+}
+
 /* Flat grid-stride loop s with 16-byte accesses; 0 (nothing written) if it does not qualify. */
 static int kir_cu_dist_vec4(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     kir_rc *c = &x->c;
-    const kir_kernel *k = c->k;
-    size_t nb = (size_t)k->n_bufs + 1;
-    unsigned char *vf = calloc(nb * 2, 1);
+    unsigned char *vf;
     kir_cu_vacc a;
-    if (!vf || !kir_cu_vec_plan(x, s, vf, vf + nb, &a)) {
-        free(vf);
-        return 0;
-    }
-    const unsigned char *vl = vf, *vs = vf + nb;
+    if (!kir_cu_vec_start(x, s, &vf, &a)) return 0;
+    const unsigned char *vl = vf, *vs = vf + c->k->n_bufs + 1;
     int64_t T = kir_cu_trip_const(s);
-    kir_type t = k->vars[s->var].type;
-    const char *v = c->vname[s->var];
     kf_str body;
     kf_str_init(&body);
     int ok = kir_cu_vec_body(x, s, "4 * kf_f", vl, vs, &a, depth + 3, &body);
@@ -1490,7 +1516,8 @@ static int kir_cu_dist_vec4(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) 
         if (total > x->max_total) x->max_total = total;
         x->n_dist++;
         kir_cu_indent(depth, o);
-        kf_str_appendf(o, "{ /* parallel loop over %s: grid-stride, 4 per thread (16-byte accesses) */\n", v);
+        kf_str_appendf(o, "{ /* parallel loop over %s: grid-stride, 4 per thread (16-byte accesses) */\n",
+                       c->vname[s->var]);
         kir_cu_indent(depth + 1, o);
         kf_str_appendf(o, "const int64_t kf_n = %lld;\n", (long long)T);
         kir_cu_indent(depth + 1, o);
@@ -1501,22 +1528,12 @@ static int kir_cu_dist_vec4(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) 
         kf_str_append(o, "for (int64_t kf_f = kf_gtid; kf_f < kf_n4; kf_f += kf_gsize)\n");
         kf_str_append(o, body.data ? body.data : "");
         /* the rest (and everything, unaligned): one iteration per thread */
-        kir_cu_indent(depth + 1, o);
-        kf_str_append(o, "for (int64_t kf_f = kf_n4 * 4 + kf_gtid; kf_f < kf_n; kf_f += kf_gsize) {\n");
-        int mark = c->n_scope;
-        kir_cu_indent(depth + 2, o);
-        kf_str_appendf(o, "const %s %s = (%s)kf_f;\n", kir_rc_ctype(t), v, kir_rc_ctype(t));
-        if (kir_cu_declare(x, s->var)) kir_cu_tlist(x, s->body, s->n_body, depth + 2, o);
-        kir_cu_scope_end(x, mark);
-        kir_cu_indent(depth + 1, o);
-        kf_str_append(o, "}\n");
+        kir_cu_vec_scalar(x, s, "int64_t kf_f = kf_n4 * 4 + kf_gtid; kf_f < kf_n; kf_f += kf_gsize", "kf_f", depth + 1, o);
         kir_cu_indent(depth, o);
         kf_str_append(o, "}\n");
     }
     kf_str_free(&body);
-    free(vf);
-    free(a.idx);
-    free(a.be);
+    kir_cu_vec_done(vf, &a);
     return ok;
 }
 
@@ -1524,23 +1541,17 @@ static int kir_cu_dist_vec4(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) 
  * group's threads take 4 columns each; 0 (nothing written) if it does not qualify. */
 static int kir_cu_gfor_vec4(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) {
     kir_rc *c = &x->c;
-    const kir_kernel *k = c->k;
     int64_t T = kir_cu_trip_const(s);
     if (x->split || T < 0 || T % 4) return 0;
-    size_t nb = (size_t)k->n_bufs + 1;
-    unsigned char *vf = calloc(nb * 2, 1);
+    unsigned char *vf;
     kir_cu_vacc a;
-    if (!vf || !kir_cu_vec_plan(x, s, vf, vf + nb, &a)) {
-        free(vf);
-        return 0;
-    }
-    const unsigned char *vl = vf, *vs = vf + nb;
+    if (!kir_cu_vec_start(x, s, &vf, &a)) return 0;
+    const unsigned char *vl = vf, *vs = vf + c->k->n_bufs + 1;
     kf_str body;
     kf_str_init(&body);
     int ok = kir_cu_vec_body(x, s, "4 * kf_c4", vl, vs, &a, depth + 3, &body);
     if (ok) {
         const char *v = c->vname[s->var];
-        kir_type t = k->vars[s->var].type;
         kir_cu_indent(depth, o);
         kf_str_appendf(o, "{ /* cooperative loop over %s: %s threads split it, 4 columns each (16-byte accesses) */\n",
                        v, x->group < x->threads ? "the warp's" : "the block's");
@@ -1553,14 +1564,9 @@ static int kir_cu_gfor_vec4(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) 
         kf_str_append(o, body.data ? body.data : "");
         kir_cu_indent(depth + 1, o);
         kf_str_append(o, "} else {\n");
-        int mark = c->n_scope;
-        kir_cu_indent(depth + 2, o);
-        kf_str_appendf(o, "for (%s %s = (%s)kf_lane; %s < %lld; %s += %d) {\n", kir_rc_ctype(t), v, kir_rc_ctype(t), v,
-                       (long long)T, v, x->group);
-        if (kir_cu_declare(x, s->var)) kir_cu_tlist(x, s->body, s->n_body, depth + 3, o);
-        kir_cu_scope_end(x, mark);
-        kir_cu_indent(depth + 2, o);
-        kf_str_append(o, "}\n");
+        char head[96];
+        snprintf(head, sizeof head, "int64_t kf_c = kf_lane; kf_c < %lld; kf_c += %d", (long long)T, x->group);
+        kir_cu_vec_scalar(x, s, head, "kf_c", depth + 2, o);
         kir_cu_indent(depth + 1, o);
         kf_str_append(o, "}\n");
         if (kir_cu_group_reread(x, s)) kir_cu_group_sync(x, depth + 1, o);
@@ -1568,9 +1574,7 @@ static int kir_cu_gfor_vec4(kir_cu *x, const kir_stmt *s, int depth, kf_str *o) 
         kf_str_append(o, "}\n");
     }
     kf_str_free(&body);
-    free(vf);
-    free(a.idx);
-    free(a.be);
+    kir_cu_vec_done(vf, &a);
     return ok;
 }
 

@@ -427,7 +427,11 @@ static void graph_init(kf_arena *a, void *u) {
 }
 
 /* Lowers json for cuda, builds it, and on a GPU runs it: out[i] = output i (malloc'd). */
-static int lower_run(const char *json, const float *const *in, const float *const *prm, float **out, int n_out) {
+/* Lowers json for cuda (the naive agent, or the search agent's point key when key is given),
+ * builds it and runs it on the GPU with the given inputs and params; out[i] gets output i
+ * (malloc'd). 1: compiled only (no GPU here), 0: ran, else a failure (already reported). */
+static int lower_run_key(const char *json, const char *key, const float *const *in, const float *const *prm,
+                         float **out, int n_out) {
     kf_graph g;
     kf_program p;
     kf_err err = {0};
@@ -436,7 +440,17 @@ static int lower_run(const char *json, const float *const *in, const float *cons
     free(js);
     KF_CHECK_MSG(rc == 0, "%s", err.msg);
     if (rc) return rc;
-    rc = kf_lower_naive(&g, "cuda", &p, &err);
+    if (key) {
+        kf_search_space sp;
+        rc = kf_search_space_init(&sp, &g, &err);
+        if (!rc) {
+            kf_search_space_set_target(&sp, "cuda", 0);
+            rc = kf_search_build(&sp, key, &p, &err);
+            kf_search_space_free(&sp);
+        }
+    } else {
+        rc = kf_lower_naive(&g, "cuda", &p, &err);
+    }
     KF_CHECK_MSG(rc == 0, "%s", err.msg);
     if (!rc) rc = kf_program_validate(&p, &g, &err);
     KF_CHECK_MSG(rc == 0, "%s", err.msg);
@@ -468,6 +482,80 @@ static int lower_run(const char *json, const float *const *in, const float *cons
     kf_program_free(&p);
     kf_graph_free(&g);
     return rc;
+}
+
+static int lower_run(const char *json, const float *const *in, const float *const *prm, float **out, int n_out) {
+    return lower_run_key(json, NULL, in, prm, out, n_out);
+}
+
+/* y = conv2d(x, w, b) (stride 1) against a float64 loop; relu after it when relu. */
+static void conv_ref(const float *x, const float *w, const float *b, int N, int C, int O, int H, int W, int K, int pad,
+                     int relu, double *ref) {
+    int OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++)
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    double acc = b ? b[o] : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++) {
+                                int iy = oy + ky - pad, ix = ox + kx - pad;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                acc += (double)x[((n * C + c) * H + iy) * W + ix] * w[((o * C + c) * K + ky) * K + kx];
+                            }
+                    ref[((n * O + o) * OH + oy) * OW + ox] = relu && acc < 0 ? 0 : acc;
+                }
+}
+
+/* The search agent's tiled convolution (a CUDA template, KF_IMPL_TILED): 3 x 5 x 37 x 37 into
+ * 20 channels (3x3, padding 1, bias, then relu: a masked channel block and tails in both
+ * tile dims), and 2 x 3 x 20 x 41 into 8 channels (5x5, no padding, no bias: fewer input
+ * channels than a round stages) agree with float64 loops. */
+static void test_lowered_conv_tiled(void) {
+    NEED_NVRTC();
+    static float x1[3 * 5 * 37 * 37], w1[20 * 5 * 9], b1[20], x2[2 * 3 * 20 * 41], w2[8 * 3 * 25];
+    fill(x1, 3 * 5 * 37 * 37, 41);
+    fill(w1, 20 * 5 * 9, 42);
+    fill(b1, 20, 43);
+    fill(x2, 2 * 3 * 20 * 41, 44);
+    fill(w2, 8 * 3 * 25, 45);
+    const char *j1 =
+        "{'inputs':['x'],'params':['w','b'],'outputs':['r'],"
+        "'values':{'x':{'dtype':'f32','shape':[3,5,37,37]},'w':{'dtype':'f32','shape':[20,5,3,3]},"
+        "'b':{'dtype':'f32','shape':[20]},'y':{'dtype':'f32','shape':[3,20,37,37]},'r':{'dtype':'f32','shape':[3,20,37,37]}},"
+        "'nodes':[{'op':'aten.convolution.default','outputs':['y'],'args':[{'name':'input','tensor':'x'},"
+        "{'name':'weight','tensor':'w'},{'name':'bias','tensor':'b'},{'name':'stride','list':[{'int':1},{'int':1}]},"
+        "{'name':'padding','list':[{'int':1},{'int':1}]},{'name':'dilation','list':[{'int':1},{'int':1}]},"
+        "{'name':'transposed','bool':false},{'name':'output_padding','list':[{'int':0},{'int':0}]},{'name':'groups','int':1}]},"
+        "{'op':'aten.relu.default','outputs':['r'],'args':[{'name':'self','tensor':'y'}]}]}";
+    const char *j2 =
+        "{'inputs':['x'],'params':['w'],'outputs':['y'],"
+        "'values':{'x':{'dtype':'f32','shape':[2,3,20,41]},'w':{'dtype':'f32','shape':[8,3,5,5]},"
+        "'y':{'dtype':'f32','shape':[2,8,16,37]}},"
+        "'nodes':[{'op':'aten.convolution.default','outputs':['y'],'args':[{'name':'input','tensor':'x'},"
+        "{'name':'weight','tensor':'w'},{'name':'bias','none':true},{'name':'stride','list':[{'int':1},{'int':1}]},"
+        "{'name':'padding','list':[{'int':0},{'int':0}]},{'name':'dilation','list':[{'int':1},{'int':1}]},"
+        "{'name':'transposed','bool':false},{'name':'output_padding','list':[{'int':0},{'int':0}]},{'name':'groups','int':1}]}]}";
+    float *out[1] = {NULL};
+    int rc = lower_run_key(j1, "P0;T11.0.0.0.0", (const float *[]){x1}, (const float *[]){w1, b1}, out, 1);
+    if (rc == 0 && out[0]) {
+        double *ref = malloc(sizeof(double) * 3 * 20 * 37 * 37);
+        conv_ref(x1, w1, b1, 3, 5, 20, 37, 37, 3, 1, 1, ref);
+        KF_CHECK_EQ_INT(mismatches(out[0], ref, 3 * 20 * 37 * 37, 1e-5), 0);
+        free(ref);
+        free(out[0]);
+        out[0] = NULL;
+    }
+    int rc2 = lower_run_key(j2, "P0;T11.0.0.0.0", (const float *[]){x2}, (const float *[]){w2}, out, 1);
+    if (rc2 == 0 && out[0]) {
+        double *ref = malloc(sizeof(double) * 2 * 8 * 16 * 37);
+        conv_ref(x2, w2, NULL, 2, 3, 8, 20, 41, 5, 0, 0, ref);
+        KF_CHECK_EQ_INT(mismatches(out[0], ref, 2 * 8 * 16 * 37, 1e-5), 0);
+        free(ref);
+        free(out[0]);
+    }
+    if (rc == 1 && rc2 == 1) KF_SKIP("compiled only: %s", g_no_gpu);
 }
 
 static void test_lowered_linear_softmax(void) {
@@ -1481,6 +1569,7 @@ int main(void) {
     KF_RUN(test_compile_and_cache);
     KF_RUN(test_lowered_linear_softmax);
     KF_RUN(test_lowered_matmul_tail);
+    KF_RUN(test_lowered_conv_tiled);
     KF_RUN(test_coop_render);
     KF_RUN(test_split_choice);
     KF_RUN(test_lowered_problems_compile);

@@ -49,6 +49,7 @@ typedef struct kf_fplan {
     int lib_conv;              /* the target runs conv steps (cuda with cuDNN): CONV groups
                                 * admit KF_IMPL_LIB, and it is their default (0 from
                                 * kf_fuse_plan; the caller sets it) */
+    int gpu;                   /* the target is a GPU (0 from kf_fuse_plan; the search sets it) */
     int defer_bias;            /* a library step's bias may be left to the kernels that read its
                                 * result (fuse_defer.c; 0 from kf_fuse_plan; the search sets it
                                 * on GPU targets, where the pass it saves costs most) */
@@ -77,8 +78,10 @@ typedef enum {
     KF_IMPL_LIB,      /* GEMM: vendor gemm step + fused epilogue kernel; CONV (where
                        * plan->lib_conv): conv step + fused epilogue kernel */
     KF_IMPL_IM2COL,   /* CONV: im2col kernel + gemm step + fused epilogue kernel */
-    KF_IMPL_DIRECT    /* CONV: vectorised direct convolution; OP: row-folding column reduction,
+    KF_IMPL_DIRECT,   /* CONV: vectorised direct convolution; OP: row-folding column reduction,
                        * three-pass softmax, padded pooling or [N, C] batch norm */
+    KF_IMPL_TILED     /* CONV on GPUs (kf_fplan.gpu): shared-memory tiled direct convolution,
+                       * a CUDA template (fuse_convtile.c); tile 4 or 8: output rows per block */
 } kf_impl;
 
 typedef struct kf_gsched {
@@ -197,6 +200,8 @@ typedef struct kf_fl {
     kf_fgather *gathers;          /* per node */
     unsigned char *gather_done;   /* per node */
     kir_kernel **kernels; int n_kernels, cap_kernels;
+    char **raw;                   /* per kernel: its CUDA source when it is a template (the
+                                   * kernel is then NULL), else NULL */
     /* the kernel being built */
     kir_kernel *k;
     int *kbuf;                    /* program buffer -> kernel buffer, or -1 */
@@ -218,6 +223,10 @@ typedef struct kf_fl {
  * buffer as an argument. */
 int kf_fl_kernel_begin(kf_fl *c, kf_err *err);
 int kf_fl_kernel_end(kf_fl *c, const kf_gsched *s, kf_err *err);
+/* A kernel given as CUDA source (a template: extern "C", one pointer parameter per buffer in
+ * bufs[], in order) and its launch step with the given geometry. */
+int kf_fl_kernel_raw(kf_fl *c, const char *name, const char *text, const int *bufs, int n, const int64_t grid[3],
+                     const int64_t block[3], kf_err *err);
 /* Kernel buffer of program buffer pb in the current kernel (added on first use). */
 int kf_fl_kbuf(kf_fl *c, int pb, int writes);
 /* Program buffer holding value v (through row-major views), or -1. */
@@ -278,6 +287,9 @@ int kf_fl_bnorm(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_pool_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 int kf_fl_pool(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_conv_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+/* The shared-memory tiled convolution for GPU targets (fuse_convtile.c). */
+int kf_fl_convtile_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_convtile(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 /* Convolution as the target's conv step + epilogue kernel (fuse_convlib.c): the LIB
  * implementation of CONV groups where plan->lib_conv. */
 int kf_fl_conv_lib_ok(const kf_graph *g, const kf_fplan *plan, int gi);

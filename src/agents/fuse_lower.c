@@ -125,6 +125,56 @@ static void apply_sched(kf_fl *c, kir_kernel *k, const kf_gsched *s) {
     }
 }
 
+static int grow_kernels(kf_fl *c) {
+    if (c->n_kernels < c->cap_kernels) return 0;
+    int cap = c->cap_kernels ? c->cap_kernels * 2 : 16;
+    kir_kernel **nk = realloc(c->kernels, sizeof *nk * (size_t)cap);
+    if (!nk) return KF_E_NOMEM;
+    c->kernels = nk;
+    char **nr = realloc(c->raw, sizeof *nr * (size_t)cap);
+    if (!nr) return KF_E_NOMEM;
+    c->raw = nr;
+    c->cap_kernels = cap;
+    return 0;
+}
+
+int kf_fl_kernel_raw(kf_fl *c, const char *name, const char *text, const int *bufs, int n, const int64_t grid[3],
+                     const int64_t block[3], kf_err *err) {
+    if (grow_kernels(c)) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+    char *t = kf_strdup(text);
+    kf_kparam *params = calloc((size_t)(n > 0 ? n : 1), sizeof *params);
+    kf_karg *args = calloc((size_t)(n > 0 ? n : 1), sizeof *args);
+    char pname[16][8];
+    int ki = -1;
+    if (t && params && args && n <= 16) {
+        for (int i = 0; i < n; i++) {
+            snprintf(pname[i], sizeof pname[i], "a%d", i);
+            params[i].name = pname[i];
+            params[i].kind = KF_KP_PTR;
+            args[i].kind = KF_KP_PTR;
+            args[i].buf = bufs[i];
+        }
+        ki = kf_program_add_kernel(c->p, name, params, n);
+    }
+    kf_step *st = ki >= 0 ? kf_program_add_step(c->p, KF_STEP_LAUNCH) : NULL;
+    if (st) {
+        st->kernel = ki;
+        kf_step_set_args(st, args, n);
+        memcpy(st->grid, grid, sizeof st->grid);
+        memcpy(st->block, block, sizeof st->block);
+        st->shared_bytes = 0;
+        c->raw[c->n_kernels] = t;
+        c->kernels[c->n_kernels++] = NULL;
+    }
+    free(params);
+    free(args);
+    if (!st) {
+        free(t);
+        return kf_fail(err, KF_E_NOMEM, "fusion: cannot add kernel %s", name);
+    }
+    return 0;
+}
+
 int kf_fl_kernel_end(kf_fl *c, const kf_gsched *s, kf_err *err) {
     kir_kernel *k = c->k;
     c->k = NULL;
@@ -137,16 +187,11 @@ int kf_fl_kernel_end(kf_fl *c, const kf_gsched *s, kf_err *err) {
     c->k = k;
     apply_sched(c, k, s);
     c->k = NULL;
-    if (c->n_kernels == c->cap_kernels) {
-        int cap = c->cap_kernels ? c->cap_kernels * 2 : 16;
-        kir_kernel **nk = realloc(c->kernels, sizeof *nk * (size_t)cap);
-        if (!nk) {
-            kir_kernel_free(k);
-            return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
-        }
-        c->kernels = nk;
-        c->cap_kernels = cap;
+    if (grow_kernels(c)) {
+        kir_kernel_free(k);
+        return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
     }
+    c->raw[c->n_kernels] = NULL;
     c->kernels[c->n_kernels++] = k;
     int np = 0;
     kf_kparam *params = kir_plan_params(k, &np);
@@ -477,6 +522,7 @@ static int lower_group(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     if (kind == KF_FN_CONV && s->impl == KF_IMPL_IM2COL)
         return kf_fl_convt_ok(c->g, c->plan, gi) ? kf_fl_convt(c, gi, s, err) : kf_fl_conv_im2col(c, gi, s, err);
     if (kind == KF_FN_CONV && s->impl == KF_IMPL_DIRECT) return kf_fl_conv_direct(c, gi, s, err);
+    if (kind == KF_FN_CONV && s->impl == KF_IMPL_TILED) return kf_fl_convtile(c, gi, s, err);
     if (kind == KF_FN_OP && s->impl == KF_IMPL_DIRECT) {
         if (kf_fl_softmax_ok(c->g, c->plan, gi)) return kf_fl_softmax(c, gi, s, err);
         if (kf_fl_pool_ok(c->g, c->plan, gi)) return kf_fl_pool(c, gi, s, err);
@@ -623,11 +669,14 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
         rc = lower_group(&c, gi, &s, err);
     }
     if (!rc) rc = add_output_copies(&c, copy_from, out_buf, err);
-    if (!rc) rc = kf_lower_render(c.kernels, c.n_kernels, target, out, err);
-    for (int i = 0; i < c.n_kernels; i++) kir_kernel_free(c.kernels[i]);
+    if (!rc) rc = kf_lower_render_raw(c.kernels, c.raw, c.n_kernels, target, out, err);
+    for (int i = 0; i < c.n_kernels; i++) {
+        kir_kernel_free(c.kernels[i]);
+        free(c.raw[i]);
+    }
     if (c.k) kir_kernel_free(c.k);
     for (int m = 0; c.gathers && m < nn; m++) kf_fuse_gather_free(&c.gathers[m]);
-    free(c.kernels); free(c.val_buf); free(c.local); free(c.live); free(c.gathers);
+    free(c.kernels); free(c.raw); free(c.val_buf); free(c.local); free(c.live); free(c.gathers);
     free(c.gather_done); free(c.defer); free(c.inl); free(c.kbuf); free(c.kbuf_pbuf); free(copy_from); free(out_buf);
     if (rc) kf_program_free(out);
     return rc;

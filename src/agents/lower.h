@@ -185,6 +185,11 @@ kir_type kf_lw_acc_type(kir_type t);
 int kf_lower_is_target(const char *target);
 /* Renders kernels into out's source for target and, for cuda, copies each kernel's launch
  * geometry into out's launch steps. */
+/* kf_lower_render_raw: the same where raw[i] (when raw and raw[i] are not NULL) is kernel i's
+ * CUDA source already (a template; kernels[i] is then NULL and its launch steps keep their
+ * geometry), appended after the rendered ones. */
+int kf_lower_render_raw(kir_kernel *const *kernels, char *const *raw, int n, const char *target, kf_program *out,
+                        kf_err *err);
 int kf_lower_render(kir_kernel *const *kernels, int n, const char *target, kf_program *out,
                     kf_err *err);
 

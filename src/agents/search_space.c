@@ -8,7 +8,7 @@
 #include "agents/search.h"
 #include "core/kf_str.h"
 
-static const char impl_chars[] = "AKLID";
+static const char impl_chars[] = "AKLIDT";
 
 int kf_search_space_init(kf_search_space *sp, const kf_graph *g, kf_err *err) {
     memset(sp, 0, sizeof *sp);
@@ -33,6 +33,7 @@ void kf_search_space_set_target(kf_search_space *sp, const char *target, int lib
     for (int i = 0; i < sp->n_plans; i++) {
         sp->plans[i].lib_conv = lib_conv ? 1 : 0;
         sp->plans[i].defer_bias = gpu;
+        sp->plans[i].gpu = gpu;
     }
 }
 
@@ -46,7 +47,7 @@ char *kf_search_key(const kf_search_space *sp, int plan, const kf_gsched *s) {
     kf_str_init(&k);
     kf_str_appendf(&k, "P%d", plan);
     for (int i = 0; i < sp->plans[plan].n_groups; i++) {
-        int impl = s[i].impl >= 0 && s[i].impl <= KF_IMPL_DIRECT ? s[i].impl : 0;
+        int impl = s[i].impl >= 0 && s[i].impl <= KF_IMPL_TILED ? s[i].impl : 0;
         kf_str_appendf(&k, ";%c%d%d.%d.%d.%d.%d", impl_chars[impl], s[i].parallel ? 1 : 0, s[i].vec,
                        s[i].chunk, s[i].tile, s[i].unroll, s[i].block);
     }
@@ -234,7 +235,8 @@ static int gpu_neighbours(const kf_search_space *sp, int plan, kf_gsched *s, int
     if (!order) return KF_E_NOMEM;
     int top = ng < 3 ? ng : 3;
     double total = kf_search_work(sp, plan);
-    static const kf_impl impls[] = {KF_IMPL_IM2COL, KF_IMPL_KIR, KF_IMPL_DIRECT, KF_IMPL_LIB};
+    /* the tiled convolution first: with a library convolution, the generated ones never won */
+    static const kf_impl impls[] = {KF_IMPL_TILED, KF_IMPL_IM2COL, KF_IMPL_KIR, KF_IMPL_DIRECT, KF_IMPL_LIB};
     for (int step = 0; step < 5 && !rc; step++) {
         if ((step == 0 || step == 4) && !minor) continue;
         for (int t = 0; t < top && !rc; t++) {

@@ -510,7 +510,7 @@ static void conv_ref(const float *x, const float *w, const float *b, int N, int 
 
 /* The search agent's tiled convolution (a CUDA template, KF_IMPL_TILED): 3 x 5 x 37 x 37 into
  * 20 channels (3x3, padding 1, bias, then relu: a masked channel block and tails in both
- * tile dims), and 2 x 3 x 20 x 41 into 8 channels (5x5, no padding, no bias: fewer input
+ * tile dims; 16, 32 and 48 channels per block), and 2 x 3 x 20 x 41 into 8 channels (5x5, no padding, no bias: fewer input
  * channels than a round stages) agree with float64 loops. */
 static void test_lowered_conv_tiled(void) {
     NEED_NVRTC();
@@ -538,14 +538,19 @@ static void test_lowered_conv_tiled(void) {
         "{'name':'padding','list':[{'int':0},{'int':0}]},{'name':'dilation','list':[{'int':1},{'int':1}]},"
         "{'name':'transposed','bool':false},{'name':'output_padding','list':[{'int':0},{'int':0}]},{'name':'groups','int':1}]}]}";
     float *out[1] = {NULL};
-    int rc = lower_run_key(j1, "P0;T11.0.0.0.0", (const float *[]){x1}, (const float *[]){w1, b1}, out, 1);
-    if (rc == 0 && out[0]) {
-        double *ref = malloc(sizeof(double) * 3 * 20 * 37 * 37);
-        conv_ref(x1, w1, b1, 3, 5, 20, 37, 37, 3, 1, 1, ref);
-        KF_CHECK_EQ_INT(mismatches(out[0], ref, 3 * 20 * 37 * 37, 1e-5), 0);
-        free(ref);
-        free(out[0]);
-        out[0] = NULL;
+    int rc = 0;
+    /* 32 (automatic), 16 and 48 output channels per block (8, 8 and 12 per thread) */
+    static const char *const keys[] = {"P0;T11.0.0.0.0", "P0;T11.0.0.0.16", "P0;T11.0.0.0.48"};
+    for (int q = 0; q < 3; q++) {
+        rc = lower_run_key(j1, keys[q], (const float *[]){x1}, (const float *[]){w1, b1}, out, 1);
+        if (rc == 0 && out[0]) {
+            double *ref = malloc(sizeof(double) * 3 * 20 * 37 * 37);
+            conv_ref(x1, w1, b1, 3, 5, 20, 37, 37, 3, 1, 1, ref);
+            KF_CHECK_MSG(mismatches(out[0], ref, 3 * 20 * 37 * 37, 1e-5) == 0, "%s", keys[q]);
+            free(ref);
+            free(out[0]);
+            out[0] = NULL;
+        }
     }
     int rc2 = lower_run_key(j2, "P0;T11.0.0.0.0", (const float *[]){x2}, (const float *[]){w2}, out, 1);
     if (rc2 == 0 && out[0]) {

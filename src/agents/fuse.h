@@ -81,7 +81,8 @@ typedef enum {
     KF_IMPL_DIRECT,   /* CONV: vectorised direct convolution; OP: row-folding column reduction,
                        * three-pass softmax, padded pooling or [N, C] batch norm */
     KF_IMPL_TILED     /* CONV on GPUs (kf_fplan.gpu): shared-memory tiled direct convolution,
-                       * a CUDA template (fuse_convtile.c); tile 4 or 8: output rows per block */
+                       * a CUDA template (fuse_convtile.c); block 16/32/48: output channels per
+                       * block (0: automatic), tile 4 or 8: output rows per block */
 } kf_impl;
 
 typedef struct kf_gsched {
@@ -290,6 +291,8 @@ int kf_fl_conv_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 /* The shared-memory tiled convolution for GPU targets (fuse_convtile.c). */
 int kf_fl_convtile_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 int kf_fl_convtile(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
+/* Its output channels per block for cout channels, want the schedule's block field. */
+int kf_fl_convtile_cob(int64_t cout, int want);
 /* Convolution as the target's conv step + epilogue kernel (fuse_convlib.c): the LIB
  * implementation of CONV groups where plan->lib_conv. */
 int kf_fl_conv_lib_ok(const kf_graph *g, const kf_fplan *plan, int gi);

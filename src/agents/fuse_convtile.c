@@ -1,8 +1,8 @@
 /* fuse_convtile.c: a shared-memory tiled direct convolution for GPU targets (KF_IMPL_TILED of
  * CONV groups, offered where kf_fplan.gpu is set). It is a CUDA kernel template, not kernel IR:
- * every size is a compile-time constant of the one problem. A block computes KF_CT_COB output
- * channels of a KF_CT_TH x 32 output tile of one image; each thread 8 channels x 4 consecutive
- * pixels; the input tile (with its halo, zero outside the image) and the weights are staged in
+ * every size is a compile-time constant of the one problem. A block computes 16, 32 or 48
+ * output channels (the schedule's block field, kf_fl_convtile_cob) of an 8 x 32 output tile of
+ * one image; each thread 8 (12 for 48) channels x 4 consecutive pixels; the input tile (with its halo, zero outside the image) and the weights are staged in
  * shared memory 8 input channels at a time, the input rows read with float4 loads. Accumulation
  * is float32 with explicit fused multiply-adds, in input-channel then kernel-row then
  * kernel-column order. The bias, when the convolution has one, is added at the store; the
@@ -18,7 +18,7 @@
 #include "agents/fuse.h"
 #include "agents/lower.h"
 
-#define KF_CT_CO 8   /* output channels per thread */
+#define KF_CT_CO 8   /* output channels per thread (12 for 48 per block) */
 #define KF_CT_PX 4   /* consecutive output pixels per thread */
 #define KF_CT_TW 32  /* output tile width */
 #define KF_CT_CIT 8  /* input channels staged per round */
@@ -37,8 +37,12 @@ int kf_fl_convtile_ok(const kf_graph *g, const kf_fplan *plan, int gi) {
     return 1;
 }
 
-/* channels per block: 16 for up to 16 output channels, else 32 (rounded up tiles are masked) */
-static int kf_ct_cob(int64_t cout) { return cout <= 16 ? 16 : 32; }
+/* Output channels per block: the schedule's block field when it is 16, 32 or 48, else 16 for
+ * up to 16 output channels, 48 for exactly 48, 32 otherwise (a partial block is masked). */
+int kf_fl_convtile_cob(int64_t cout, int want) {
+    if (want == 16 || want == 32 || want == 48) return want;
+    return cout <= 16 ? 16 : cout == 48 ? 48 : 32;
+}
 
 static const char kf_ct_body[] =
     "{\n"
@@ -134,8 +138,8 @@ int kf_fl_convtile(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     }
     int yb = kf_fl_gemm_out(c, gi);
     if (yb < 0) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
-    int cob = kf_ct_cob(a.Cout), th = s->tile == 4 ? 4 : 8;
-    int threads = (th * KF_CT_TW / KF_CT_PX) * (cob / KF_CT_CO);
+    int cob = kf_fl_convtile_cob(a.Cout, s->block), co = cob == 48 ? 12 : 8, th = s->tile == 4 ? 4 : 8;
+    int threads = (th * KF_CT_TW / KF_CT_PX) * (cob / co);
     int64_t tiles = ((a.O[0] + th - 1) / th) * ((a.O[1] + KF_CT_TW - 1) / KF_CT_TW);
     char name[32];
     snprintf(name, sizeof name, "kc%d", c->n_kernels);
@@ -150,7 +154,7 @@ int kf_fl_convtile(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
                    "#define TILES_W %lld\n#define NIN %lld\n#define HAS_BIAS %d\n",
                    (long long)a.Cin, (long long)a.Cout, (long long)a.I[0], (long long)a.I[1], (long long)a.O[0],
                    (long long)a.O[1], (long long)a.Kd[0], (long long)a.Kd[1], (long long)a.pad[0], (long long)a.pad[1],
-                   cob, KF_CT_CO, KF_CT_PX, th, KF_CT_TW, KF_CT_CIT, th * KF_CT_TW / KF_CT_PX, threads,
+                   cob, co, KF_CT_PX, th, KF_CT_TW, KF_CT_CIT, th * KF_CT_TW / KF_CT_PX, threads,
                    (long long)iwt, (long long)iht, (long long)((iwt + 3) / 4 * 4),
                    (long long)((a.O[1] + KF_CT_TW - 1) / KF_CT_TW), (long long)(KF_CT_PX + a.Kd[1] - 1), bb >= 0);
     kf_str_appendf(&src,

@@ -267,6 +267,14 @@ static int gpu_neighbours(const kf_search_space *sp, int plan, kf_gsched *s, int
                     if (!impl_plausible(sp, plan, gi, impls[q])) continue;
                     s[gi].impl = impls[q];
                     rc = push_key(l, sp, plan, s);
+                    if (!rc && impls[q] == KF_IMPL_TILED) { /* and the other channel blocking */
+                        kf_conv_attr ca;
+                        int an = p->groups[gi].anchor;
+                        if (kf_fl_conv_attr(sp->g, &sp->g->nodes[an], &ca)) {
+                            s[gi].block = kf_fl_convtile_cob(ca.Cout, 0) == 16 ? 32 : 16;
+                            rc = push_key(l, sp, plan, s);
+                        }
+                    }
                     s[gi] = keep;
                 }
             } else { /* 16-byte accesses */

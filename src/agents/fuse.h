@@ -232,6 +232,8 @@ int kf_fl_kernel_raw(kf_fl *c, const char *name, const char *text, const int *bu
 int kf_fl_kbuf(kf_fl *c, int pb, int writes);
 /* Program buffer holding value v (through row-major views), or -1. */
 int kf_fl_value_pbuf(const kf_fl *c, int v);
+/* [C, 1 x spatial] of dtype: per-channel vectors broadcast over an [N, C, spatial...] tensor. */
+void kf_fl_chan_desc(kf_tdesc *d, kf_dtype dt, int64_t C, int spatial);
 /* A new scratch buffer of numel elements of dtype. */
 int kf_fl_scratch(kf_fl *c, kf_dtype dt, int64_t numel);
 /* An element-expression context over the current kernel (loads stored values). */

@@ -42,13 +42,7 @@ int kf_fl_conv_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     int bb = -1;
     kf_tdesc bd;
     memset(&bd, 0, sizeof bd);
-    if (a.bias >= 0) { /* [Cout, 1, ...]: broadcast over the positions of each channel */
-        bd = c->g->values[a.bias].desc;
-        bd.ndim = 1 + a.nsd;
-        bd.shape[0] = a.Cout;
-        for (int j = 0; j < a.nsd; j++) bd.shape[1 + j] = 1;
-        kf_tdesc_set_contiguous(&bd);
-    }
+    if (a.bias >= 0) kf_fl_chan_desc(&bd, c->g->values[a.bias].desc.dtype, a.Cout, a.nsd);
     int deferred = 0;
     if (direct && a.bias >= 0) { /* the readers of the result add the bias (no pass of its own) */
         deferred = kf_fl_defer_bias(c, out, a.bias, &bd, 1.0, err);

@@ -26,13 +26,26 @@
 #include "agents/lower.h"
 
 typedef struct defer_scan {
-    unsigned char *derived;
+    const unsigned char *derived;
     int hit;
 } defer_scan;
 
 static void defer_mark_hit(int v, void *ctx) {
     defer_scan *d = ctx;
     if (v >= 0 && d->derived[v]) d->hit = 1;
+}
+
+/* 1 if node n reads a value flagged in derived. */
+static int reads_derived(const kf_node *n, const unsigned char *derived) {
+    defer_scan d = {derived, 0};
+    kf_fuse_each_input(n, defer_mark_hit, &d);
+    return d.hit;
+}
+
+/* Flags node n's outputs as derived. */
+static void mark_outs(const kf_node *n, unsigned char *derived) {
+    for (int j = 0; j < n->n_outs; j++)
+        if (n->outs[j] >= 0) derived[n->outs[j]] = 1;
 }
 
 /* A per-value flag array with v set (the values derived from v are marked into it), or NULL
@@ -52,23 +65,13 @@ static int defer_ok(const kf_fl *c, int v, kf_err *err, int *rc) {
     if (!der) return 0;
     int ok = 1;
     /* views of v, in topological order */
-    for (int m = 0; m < g->n_nodes; m++) {
-        if (P->kind[m] != KF_FN_ALIAS && P->kind[m] != KF_FN_GATHER) continue;
-        defer_scan d = {der, 0};
-        kf_fuse_each_input(&g->nodes[m], defer_mark_hit, &d);
-        if (!d.hit) continue;
-        for (int j = 0; j < g->nodes[m].n_outs; j++)
-            if (g->nodes[m].outs[j] >= 0) der[g->nodes[m].outs[j]] = 1;
-    }
+    for (int m = 0; m < g->n_nodes; m++)
+        if ((P->kind[m] == KF_FN_ALIAS || P->kind[m] == KF_FN_GATHER) && reads_derived(&g->nodes[m], der))
+            mark_outs(&g->nodes[m], der);
     for (int i = 0; i < g->n_outputs && ok; i++)
         if (g->outputs[i] >= 0 && der[g->outputs[i]]) ok = 0;
-    for (int m = 0; m < g->n_nodes && ok; m++) {
-        kf_fnode_kind k = P->kind[m];
-        if (k != KF_FN_GEMM && k != KF_FN_CONV) continue;
-        defer_scan d = {der, 0};
-        kf_fuse_each_input(&g->nodes[m], defer_mark_hit, &d);
-        if (d.hit) ok = 0; /* a library step (or its im2col/direct kernel) reads the buffer as is */
-    }
+    for (int m = 0; m < g->n_nodes && ok; m++) /* a library step (or its own kernel) reads the buffer as is */
+        if ((P->kind[m] == KF_FN_GEMM || P->kind[m] == KF_FN_CONV) && reads_derived(&g->nodes[m], der)) ok = 0;
     free(der);
     return ok;
 }
@@ -106,13 +109,10 @@ static int single_ew_reader(const kf_fl *c, int v, int gi, int *reader, kf_err *
     if (!der) return 0;
     int found = -1, ok = 1;
     for (int m = 0; m < g->n_nodes && ok; m++) {
-        defer_scan d = {der, 0};
-        kf_fuse_each_input(&g->nodes[m], defer_mark_hit, &d);
-        if (!d.hit) continue;
+        if (!reads_derived(&g->nodes[m], der)) continue;
         kf_fnode_kind k = P->kind[m];
         if (k == KF_FN_ALIAS || k == KF_FN_GATHER || (k == KF_FN_EW && c->inl[m] && P->group[m] < 0)) {
-            for (int j = 0; j < g->nodes[m].n_outs; j++) /* views: their readers read v */
-                if (g->nodes[m].outs[j] >= 0) der[g->nodes[m].outs[j]] = 1;
+            mark_outs(&g->nodes[m], der); /* views: their readers read v */
             continue;
         }
         int grp = P->group[m];
@@ -145,13 +145,8 @@ int kf_fl_defer_epilogue(kf_fl *c, int gi, int cb, int bias, double beta, kf_err
     int ra = c->plan->alias_of[a];
     if (c->val_buf[ra] >= 0 && c->val_buf[ra] != cb) return 0;
     if (bias >= 0) {
-        if (!defer_ok(c, a, err, &rc)) return rc;
-        const kf_tdesc *bd = &c->g->values[bias].desc;
-        if (kf_tdesc_numel(bd) >= kf_tdesc_numel(&c->g->values[a].desc)) return 0;
-        if (defer_alloc(c)) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
-        c->defer[a].bias = bias;
-        c->defer[a].beta = beta;
-        c->defer[a].desc = *bd;
+        int d = kf_fl_defer_bias(c, a, bias, NULL, beta, err);
+        if (d <= 0) return d;
     }
     c->val_buf[ra] = cb;
     for (int i = 0; i < gr->n_nodes; i++)
@@ -186,12 +181,7 @@ int kf_fl_defer_norm(kf_fl *c, int gi, kf_err *err) {
     d->norm_x = x;
     d->norm_w = wt;
     d->norm_b = bs;
-    memset(&d->desc, 0, sizeof d->desc); /* [C, 1, ...]: the channel of an element */
-    d->desc.dtype = KF_F32;
-    d->desc.ndim = xd->ndim - 1;
-    d->desc.shape[0] = C;
-    for (int j = 1; j < d->desc.ndim; j++) d->desc.shape[j] = 1;
-    kf_tdesc_set_contiguous(&d->desc);
+    kf_fl_chan_desc(&d->desc, KF_F32, C, xd->ndim - 2); /* the channel of an element */
     return 1;
 }
 

@@ -225,12 +225,13 @@ int kf_fl_gemm_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     st->stride_c = batch > 1 ? sp.M * sp.N : 0;
     int a = n->outs[0];
     int has_bias = sp.bias >= 0 && sp.beta != 0.0;
-    int plain = !kf_fl_has_epilogue(c, gi) && (!c->plan->stored[a] || kf_fl_value_pbuf(c, a) == cb);
+    int epi = kf_fl_has_epilogue(c, gi);
+    int plain = !epi && (!c->plan->stored[a] || kf_fl_value_pbuf(c, a) == cb);
     if (plain && !has_bias) return 0;
     if (plain) { /* only the bias after the gemm: its readers may add it (no pass of its own) */
         int d = kf_fl_defer_bias(c, a, sp.bias, NULL, sp.beta, err);
         if (d) return d < 0 ? d : 0;
-    } else if (kf_fl_has_epilogue(c, gi)) { /* the epilogue computed by its one reader */
+    } else if (epi) { /* the epilogue computed by its one reader */
         int d = kf_fl_defer_epilogue(c, gi, cb, has_bias ? sp.bias : -1, sp.beta, err);
         if (d) return d < 0 ? d : 0;
     }

@@ -55,6 +55,15 @@ int kf_fl_scratch(kf_fl *c, kf_dtype dt, int64_t numel) {
     return b;
 }
 
+void kf_fl_chan_desc(kf_tdesc *d, kf_dtype dt, int64_t C, int spatial) {
+    memset(d, 0, sizeof *d);
+    d->dtype = dt;
+    d->ndim = 1 + spatial;
+    d->shape[0] = C;
+    for (int j = 1; j < d->ndim; j++) d->shape[j] = 1;
+    kf_tdesc_set_contiguous(d);
+}
+
 int kf_fl_kernel_begin(kf_fl *c, kf_err *err) {
     if (grow_maps(c)) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
     char name[32];

@@ -137,7 +137,7 @@ static void gpu_auto(const kf_search_space *sp, int plan, int gi, kf_gsched *s) 
     const kf_fplan *p = &sp->plans[plan];
     kf_gsched_default(s);
     s->gpu = 1;
-    s->vec = 1; /* 16-byte accesses where the renderer can (flat elementwise loops) */
+    s->vec = 1; /* 16-byte accesses where the renderer can (flat and row loops) */
     s->impl = KF_IMPL_KIR;
     int a = p->groups[gi].anchor;
     if (a < 0) return;

@@ -335,8 +335,8 @@ typedef struct kir_cu {
     int part_used[KIR_T_F64 + 1]; /* split reductions need global partials of this type */
     unsigned char *grp_rd;     /* buffers loaded anywhere in the cooperative nest's body */
     const kir_expr **def;      /* var -> its only initialiser (declared once, never assigned) */
-    const unsigned char *vec_st; /* 16-byte accesses: stores of flagged buffers at c.vec_var go
-                                  * to component c.vec_lane of the float4 kf_vs<buf> */
+    const unsigned char *vec_st; /* 16-byte accesses: stores of flagged buffers at one of
+                                  * c.vec_idx go to component c.vec_lane of the float4 kf_vs<buf> */
     int *declared_in;          /* scratch flags per var */
 } kir_cu;
 

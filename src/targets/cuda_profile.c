@@ -13,19 +13,14 @@
 #define KF_PROF_PASSES 7
 
 static int kf_prof_cmp(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
+    double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-static double kf_prof_median_d(const double *v, int n) {
-    double *s = malloc((size_t)n * sizeof *s);
-    if (!s) return 0;
-    memcpy(s, v, (size_t)n * sizeof *s);
-    for (int i = 1; i < n; i++) /* insertion sort: n is small */
-        for (int j = i; j > 0 && s[j - 1] > s[j]; j--) { double t = s[j]; s[j] = s[j - 1]; s[j - 1] = t; }
-    double m = s[n / 2];
-    free(s);
-    return m;
+/* The median of v[0..n) (sorts v). */
+static double kf_prof_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, kf_prof_cmp);
+    return v[n / 2];
 }
 
 static void kf_prof_describe(const kf_program *p, const kf_step *s, char *out, size_t cap) {
@@ -54,10 +49,11 @@ int kf_cuda_profile(kf_cu_rt *rt, const char *path, const double *ms, int n, kf_
     kf_cu_api *a = &rt->cu;
     int ns = rt->p->n_steps, rc = 0;
     CUevent *ev = calloc((size_t)ns + 1, sizeof *ev);
-    float *t = calloc((size_t)ns * KF_PROF_PASSES, sizeof *t);
-    if (!ev || !t) {
+    double *t = calloc((size_t)ns * KF_PROF_PASSES + 1, sizeof *t), *runs = malloc((size_t)n * sizeof *runs);
+    if (!ev || !t || !runs) {
         free(ev);
         free(t);
+        free(runs);
         return kf_fail(err, KF_E_NOMEM, "cuda profile: out of memory");
     }
     CUresult r = 0;
@@ -70,19 +66,23 @@ int kf_cuda_profile(kf_cu_rt *rt, const char *path, const double *ms, int n, kf_
             if (!rc) r = a->EventRecord(ev[si + 1], rt->stream);
         }
         if (!r && !rc) r = a->EventSynchronize(ev[ns]);
-        for (int si = 0; si < ns && !r && !rc; si++) r = a->EventElapsedTime(&t[si * KF_PROF_PASSES + pass], ev[si], ev[si + 1]);
+        for (int si = 0; si < ns && !r && !rc; si++) {
+            float ms_step = 0.0f;
+            r = a->EventElapsedTime(&ms_step, ev[si], ev[si + 1]);
+            t[si * KF_PROF_PASSES + pass] = ms_step;
+        }
     }
     if (r && !rc) rc = kf_cuda_check(rt, r, "profiling the plan", err);
     FILE *f = rc ? NULL : fopen(path, "a");
     if (f) {
         double sum = 0, *med = malloc((size_t)ns * sizeof *med);
         for (int si = 0; med && si < ns; si++) {
-            qsort(&t[si * KF_PROF_PASSES], KF_PROF_PASSES, sizeof *t, kf_prof_cmp);
-            med[si] = t[si * KF_PROF_PASSES + KF_PROF_PASSES / 2];
+            med[si] = kf_prof_median(&t[si * KF_PROF_PASSES], KF_PROF_PASSES);
             sum += med[si];
         }
+        memcpy(runs, ms, (size_t)n * sizeof *runs);
         fprintf(f, "plan: %d steps, median of %d timed runs %.4f ms, sum of step medians %.4f ms\n", ns, n,
-                kf_prof_median_d(ms, n), sum);
+                kf_prof_median(runs, n), sum);
         for (int si = 0; med && si < ns; si++) {
             char what[400];
             kf_prof_describe(rt->p, &rt->p->steps[si], what, sizeof what);
@@ -95,5 +95,6 @@ int kf_cuda_profile(kf_cu_rt *rt, const char *path, const double *ms, int n, kf_
         if (ev[i]) a->EventDestroy(ev[i]);
     free(ev);
     free(t);
+    free(runs);
     return rc;
 }

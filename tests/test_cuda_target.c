@@ -563,6 +563,96 @@ static void test_lowered_conv_tiled(void) {
     if (rc == 1 && rc2 == 1) KF_SKIP("compiled only: %s", g_no_gpu);
 }
 
+/* Row softmax of s (rows x n, in place, float64): log-softmax when log_form. */
+static void softmax_ref(double *s, int rows, int n, int log_form) {
+    for (int i = 0; i < rows; i++) {
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < n; j++) mx = fmax(mx, s[i * n + j]);
+        for (int j = 0; j < n; j++) sum += exp(s[i * n + j] - mx);
+        for (int j = 0; j < n; j++)
+            s[i * n + j] = log_form ? s[i * n + j] - mx - log(sum) : exp(s[i * n + j] - mx) / sum;
+    }
+}
+
+/* The search agent's product fused with its row softmax (fuse_gemmrow.c, KF_IMPL_TILED of a
+ * GEMM group) against float64 loops: attention scores softmax(bmm(q, k^T) * 0.25) of 3 x 37 x 19
+ * by 19 x 200 (B read transposed, a K tail, masked columns, float4 stores), and a linear layer with
+ * bias then log-softmax over 700 columns (12 per thread, 4 rows per thread) or softmax over 51
+ * (one warp per row, scalar stores), each divided by 2 first. */
+static void test_lowered_gemm_softmax(void) {
+    NEED_NVRTC();
+    enum { B = 3, M = 37, K = 19, N = 200, LM = 70, LK = 33 };
+    static float q[B * M * K], kk[B * N * K], x[LM * LK], w[700 * LK], bias[700];
+    fill(q, B * M * K, 51);
+    fill(kk, B * N * K, 52);
+    fill(x, LM * LK, 53);
+    fill(w, 700 * LK, 54);
+    fill(bias, 700, 55);
+    const char *j1 =
+        "{'inputs':['q','k'],'params':[],'outputs':['o'],"
+        "'values':{'q':{'dtype':'f32','shape':[3,37,19]},'k':{'dtype':'f32','shape':[3,200,19]},"
+        "'kt':{'dtype':'f32','shape':[3,19,200]},'s':{'dtype':'f32','shape':[3,37,200]},"
+        "'m':{'dtype':'f32','shape':[3,37,200]},'o':{'dtype':'f32','shape':[3,37,200]}},"
+        "'nodes':[{'op':'aten.transpose.int','outputs':['kt'],'args':[{'name':'self','tensor':'k'},"
+        "{'name':'dim0','int':1},{'name':'dim1','int':2}]},"
+        "{'op':'aten.bmm.default','outputs':['s'],'args':[{'name':'self','tensor':'q'},{'name':'mat2','tensor':'kt'}]},"
+        "{'op':'aten.mul.Tensor','outputs':['m'],'args':[{'name':'self','tensor':'s'},{'name':'other','float':0.25}]},"
+        "{'op':'aten._softmax.default','outputs':['o'],'args':[{'name':'self','tensor':'m'},"
+        "{'name':'dim','int':-1},{'name':'half_to_float','bool':false}]}]}";
+    float *out[1] = {NULL};
+    int compiled_only = 0;
+    int rc = lower_run_key(j1, "P0;T11.0.0.0.0;K11.0.0.0.0", (const float *[]){q, kk}, NULL, out, 1);
+    compiled_only += rc == 1;
+    if (rc == 0 && out[0]) {
+        double *ref = malloc(sizeof(double) * B * M * N);
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double acc = 0;
+                    for (int t = 0; t < K; t++) acc += (double)q[(b * M + i) * K + t] * kk[(b * N + j) * K + t];
+                    ref[(b * M + i) * N + j] = acc * 0.25;
+                }
+        softmax_ref(ref, B * M, N, 0);
+        KF_CHECK_EQ_INT(mismatches(out[0], ref, B * M * N, 1e-5), 0);
+        free(ref);
+        free(out[0]);
+        out[0] = NULL;
+    }
+    static const int ns[] = {700, 51};
+    for (int c = 0; c < 2; c++) {
+        int n = ns[c], log_form = c == 0;
+        char json[2048];
+        snprintf(json, sizeof json,
+                 "{'inputs':['x'],'params':['w','b'],'outputs':['o'],"
+                 "'values':{'x':{'dtype':'f32','shape':[70,33]},'w':{'dtype':'f32','shape':[%d,33]},"
+                 "'b':{'dtype':'f32','shape':[%d]},'wt':{'dtype':'f32','shape':[33,%d]},"
+                 "'y':{'dtype':'f32','shape':[70,%d]},'d':{'dtype':'f32','shape':[70,%d]},'o':{'dtype':'f32','shape':[70,%d]}},"
+                 "'nodes':[{'op':'aten.t.default','outputs':['wt'],'args':[{'name':'self','tensor':'w'}]},"
+                 "{'op':'aten.addmm.default','outputs':['y'],'args':[{'name':'self','tensor':'b'},"
+                 "{'name':'mat1','tensor':'x'},{'name':'mat2','tensor':'wt'}]},"
+                 "{'op':'aten.div.Tensor','outputs':['d'],'args':[{'name':'self','tensor':'y'},{'name':'other','float':2.0}]},"
+                 "{'op':'aten.%s.default','outputs':['o'],'args':[{'name':'self','tensor':'d'},"
+                 "{'name':'dim','int':1},{'name':'half_to_float','bool':false}]}]}",
+                 n, n, n, n, n, n, log_form ? "_log_softmax" : "_softmax");
+        rc = lower_run_key(json, "P0;T11.0.0.0.0;K11.0.0.0.0", (const float *[]){x}, (const float *[]){w, bias}, out, 1);
+        compiled_only += rc == 1;
+        if (rc || !out[0]) continue;
+        double *ref = malloc(sizeof(double) * LM * n);
+        for (int i = 0; i < LM; i++)
+            for (int j = 0; j < n; j++) {
+                double acc = bias[j];
+                for (int t = 0; t < LK; t++) acc += (double)x[i * LK + t] * w[j * LK + t];
+                ref[i * n + j] = acc / 2.0;
+            }
+        softmax_ref(ref, LM, n, log_form);
+        KF_CHECK_MSG(mismatches(out[0], ref, LM * n, 1e-5) == 0, "%d columns", n);
+        free(ref);
+        free(out[0]);
+        out[0] = NULL;
+    }
+    if (compiled_only == 3) KF_SKIP("compiled only: %s", g_no_gpu);
+}
+
 static void test_lowered_linear_softmax(void) {
     NEED_NVRTC();
     enum { M = 33, K = 70, N = 51 };
@@ -1575,6 +1665,7 @@ int main(void) {
     KF_RUN(test_lowered_linear_softmax);
     KF_RUN(test_lowered_matmul_tail);
     KF_RUN(test_lowered_conv_tiled);
+    KF_RUN(test_lowered_gemm_softmax);
     KF_RUN(test_coop_render);
     KF_RUN(test_split_choice);
     KF_RUN(test_lowered_problems_compile);

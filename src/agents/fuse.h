@@ -82,7 +82,9 @@ typedef enum {
                        * three-pass softmax, padded pooling or [N, C] batch norm */
     KF_IMPL_TILED     /* CONV on GPUs (kf_fplan.gpu): shared-memory tiled direct convolution,
                        * a CUDA template (fuse_convtile.c); block 16/32/48: output channels per
-                       * block (0: automatic), tile 4 or 8: output rows per block */
+                       * block (0: automatic), tile 4 or 8: output rows per block. GEMM on
+                       * GPUs: the product and the row softmax reading it in one CUDA
+                       * template (fuse_gemmrow.c) */
 } kf_impl;
 
 typedef struct kf_gsched {
@@ -217,6 +219,7 @@ typedef struct kf_fl {
     kf_fdefer *defer;             /* per value, or NULL while nothing is deferred */
     unsigned char *inl;           /* per node: computed inline by its readers (the plan's
                                    * prologues, plus deferred epilogues, fuse_defer.c) */
+    unsigned char *absorbed;      /* per group: lowered together with an earlier group */
     kf_err *err;
 } kf_fl;
 
@@ -259,12 +262,40 @@ int kf_fl_convt(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_gemm_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_conv_im2col(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_gemm_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+/* A float32 matrix product node as the gemm step sees it (fuse_gemm.c): 1 and *sp filled, or 0. */
+typedef struct kf_gemm_spec {
+    int a, b, bias;           /* values; bias -1 when absent */
+    double alpha, beta;
+    int b_weight;             /* b is linear's weight [N, K] (used transposed) */
+    int b_vec;                /* b is a vector [K] */
+    int64_t M, N, K, batch;   /* batch of the output */
+    int64_t batch_a, batch_b; /* matrices in each operand (1 or batch) */
+} kf_gemm_spec;
+int kf_fl_gemm_spec(const kf_graph *g, const kf_node *n, kf_gemm_spec *sp);
+/* Its operands as stored program buffers: A(m, k) at a[m * lda + k] (trans_a: a[k * lda + m]),
+ * B(k, n) at b[k * ldb + n] (trans_b: b[n * ldb + k]), matrix i of the batch stride_a / stride_b
+ * floats on (0: shared); a batched A against a shared B is folded into M rows (batch 1).
+ * Operands that are neither stored nor a stored transpose are gathered first. */
+typedef struct kf_gemm_ops {
+    int a_pb, b_pb, trans_a, trans_b;
+    int64_t lda, ldb, stride_a, stride_b, M, batch;
+} kf_gemm_ops;
+int kf_fl_gemm_operands(kf_fl *c, const kf_gemm_spec *sp, const kf_gsched *s, kf_gemm_ops *o, kf_err *err);
+/* A matrix product fused with the row softmax that reads it (fuse_gemmrow.c): KF_IMPL_TILED
+ * of GEMM groups on GPUs. The softmax group is then lowered here too (c->absorbed). */
+int kf_fl_gemmrow_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+/* The softmax group that group gi lowers with it when TILED, or -1. */
+int kf_fl_gemmrow_absorbs(const kf_graph *g, const kf_fplan *plan, int gi);
+int kf_fl_gemmrow(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_direct_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 /* Reductions over a non-innermost dim (fuse_reduce.c): the DIRECT implementation of OP groups. */
 int kf_fl_reduce_ok(const kf_graph *g, const kf_fplan *plan, int gi);
 int kf_fl_reduce_cols(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 /* Last-dim softmax / log-softmax (fuse_softmax.c): also the DIRECT implementation of OP groups. */
 int kf_fl_softmax_ok(const kf_graph *g, const kf_fplan *plan, int gi);
+/* Node n as a float32 softmax (log_form 0) or log-softmax (1) over the last non-unit dim of
+ * value *in: rows x R; 1 if so, else 0. */
+int kf_fl_softmax_spec(const kf_graph *g, const kf_node *n, int *in, int *log_form, int64_t *rows, int64_t *R);
 int kf_fl_softmax(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_conv_direct(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 /* A float32 convolution's attributes (aten.convolution / _convolution / convNd). */

@@ -9,22 +9,13 @@
 #include "agents/lower.h"
 #include "kir/kir_sched.h"
 
-typedef struct gemm_spec {
-    int a, b, bias;           /* values; bias -1 when absent */
-    double alpha, beta;
-    int b_weight;             /* b is linear's weight [N, K] (used transposed) */
-    int b_vec;                /* b is a vector [K] */
-    int64_t M, N, K, batch;   /* batch of the output */
-    int64_t batch_a, batch_b; /* matrices in each operand (1 or batch) */
-} gemm_spec;
-
 static int64_t prod(const int64_t *s, int n) {
     int64_t p = 1;
     for (int i = 0; i < n; i++) p *= s[i];
     return p;
 }
 
-static int gemm_spec_make(const kf_graph *g, const kf_node *n, gemm_spec *sp) {
+int kf_fl_gemm_spec(const kf_graph *g, const kf_node *n, kf_gemm_spec *sp) {
     memset(sp, 0, sizeof *sp);
     sp->alpha = sp->beta = 1.0;
     sp->bias = -1;
@@ -98,8 +89,8 @@ static int gemm_spec_make(const kf_graph *g, const kf_node *n, gemm_spec *sp) {
 int kf_fl_gemm_ok(const kf_graph *g, const kf_fplan *plan, int gi) {
     int a = plan->groups[gi].anchor;
     if (a < 0 || plan->kind[a] != KF_FN_GEMM) return 0;
-    gemm_spec sp;
-    return gemm_spec_make(g, &g->nodes[a], &sp);
+    kf_gemm_spec sp;
+    return kf_fl_gemm_spec(g, &g->nodes[a], &sp);
 }
 
 /* A stored matrix operand: buffer, transposed or not, leading dimension, batch stride. */
@@ -174,55 +165,70 @@ int kf_fl_gemm_out(kf_fl *c, int gi) {
     return kf_fl_scratch(c, ad->dtype, kf_tdesc_numel(ad));
 }
 
+int kf_fl_gemm_operands(kf_fl *c, const kf_gemm_spec *sp, const kf_gsched *s, kf_gemm_ops *o, kf_err *err) {
+    fl_mat A, B;
+    int rc = mat_resolve(c, sp->a, sp->M, sp->K, &A, s, err);
+    if (rc) return rc;
+    int trans_b;
+    if (sp->b_weight) {
+        rc = mat_resolve(c, sp->b, sp->N, sp->K, &B, s, err);
+        trans_b = !B.trans;
+    } else if (sp->b_vec) {
+        rc = mat_resolve(c, sp->b, sp->K, 1, &B, s, err);
+        trans_b = B.trans;
+    } else {
+        rc = mat_resolve(c, sp->b, sp->K, sp->N, &B, s, err);
+        trans_b = B.trans;
+    }
+    if (rc) return rc;
+    o->M = sp->M;
+    o->batch = sp->batch;
+    o->stride_a = sp->batch_a == 1 ? 0 : A.bstride;
+    o->stride_b = sp->batch_b == 1 ? 0 : B.bstride;
+    /* a batched untransposed A against one shared B is one tall gemm */
+    if (o->batch > 1 && sp->batch_a == o->batch && sp->batch_b == 1 && !A.trans) {
+        o->M *= o->batch;
+        o->batch = 1;
+        o->stride_a = 0;
+    }
+    o->a_pb = A.pb;
+    o->b_pb = B.pb;
+    o->trans_a = A.trans;
+    o->trans_b = trans_b;
+    o->lda = A.ld;
+    o->ldb = B.ld;
+    return 0;
+}
+
 int kf_fl_gemm_lib(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     const kf_fgroup *gr = &c->plan->groups[gi];
     const kf_node *n = &c->g->nodes[gr->anchor];
-    gemm_spec sp;
-    if (!gemm_spec_make(c->g, n, &sp)) return kf_lw_unsupported(err, n, "not a gemm the library step can run");
-    fl_mat A, B;
-    int rc = mat_resolve(c, sp.a, sp.M, sp.K, &A, s, err);
+    kf_gemm_spec sp;
+    if (!kf_fl_gemm_spec(c->g, n, &sp)) return kf_lw_unsupported(err, n, "not a gemm the library step can run");
+    kf_gemm_ops o;
+    int rc = kf_fl_gemm_operands(c, &sp, s, &o, err);
     if (rc) return rc;
-    int trans_b;
-    if (sp.b_weight) {
-        rc = mat_resolve(c, sp.b, sp.N, sp.K, &B, s, err);
-        trans_b = !B.trans;
-    } else if (sp.b_vec) {
-        rc = mat_resolve(c, sp.b, sp.K, 1, &B, s, err);
-        trans_b = B.trans;
-    } else {
-        rc = mat_resolve(c, sp.b, sp.K, sp.N, &B, s, err);
-        trans_b = B.trans;
-    }
-    if (rc) return rc;
-    int64_t M = sp.M, batch = sp.batch;
-    int64_t stride_a = sp.batch_a == 1 ? 0 : A.bstride, stride_b = sp.batch_b == 1 ? 0 : B.bstride;
-    /* a batched untransposed A against one shared B is one tall gemm */
-    if (batch > 1 && sp.batch_a == batch && sp.batch_b == 1 && !A.trans) {
-        M *= batch;
-        batch = 1;
-        stride_a = 0;
-    }
     int cb = kf_fl_gemm_out(c, gi);
     if (cb < 0) return kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
     kf_step *st = kf_program_add_step(c->p, KF_STEP_GEMM);
     if (!st) return kf_fail(err, KF_E_NOMEM, "fusion: cannot add a step");
-    st->a = A.pb;
-    st->b = B.pb;
+    st->a = o.a_pb;
+    st->b = o.b_pb;
     st->c = cb;
-    st->m = M;
+    st->m = o.M;
     st->n = sp.N;
     st->k = sp.K;
-    st->trans_a = A.trans;
-    st->trans_b = trans_b;
-    st->lda = A.ld;
-    st->ldb = B.ld;
+    st->trans_a = o.trans_a;
+    st->trans_b = o.trans_b;
+    st->lda = o.lda;
+    st->ldb = o.ldb;
     st->ldc = sp.N;
     st->alpha = sp.alpha;
     st->beta = 0.0;
-    st->batch = batch;
-    st->stride_a = stride_a;
-    st->stride_b = stride_b;
-    st->stride_c = batch > 1 ? sp.M * sp.N : 0;
+    st->batch = o.batch;
+    st->stride_a = o.stride_a;
+    st->stride_b = o.stride_b;
+    st->stride_c = o.batch > 1 ? sp.M * sp.N : 0;
     int a = n->outs[0];
     int has_bias = sp.bias >= 0 && sp.beta != 0.0;
     int epi = kf_fl_has_epilogue(c, gi);

@@ -532,6 +532,7 @@ static int lower_group(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
         return kf_fl_convt_ok(c->g, c->plan, gi) ? kf_fl_convt(c, gi, s, err) : kf_fl_conv_im2col(c, gi, s, err);
     if (kind == KF_FN_CONV && s->impl == KF_IMPL_DIRECT) return kf_fl_conv_direct(c, gi, s, err);
     if (kind == KF_FN_CONV && s->impl == KF_IMPL_TILED) return kf_fl_convtile(c, gi, s, err);
+    if (kind == KF_FN_GEMM && s->impl == KF_IMPL_TILED) return kf_fl_gemmrow(c, gi, s, err);
     if (kind == KF_FN_OP && s->impl == KF_IMPL_DIRECT) {
         if (kf_fl_softmax_ok(c->g, c->plan, gi)) return kf_fl_softmax(c, gi, s, err);
         if (kf_fl_pool_ok(c->g, c->plan, gi)) return kf_fl_pool(c, gi, s, err);
@@ -657,16 +658,18 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
     c.gathers = calloc((size_t)nn + 1, sizeof *c.gathers);
     c.gather_done = calloc((size_t)nn + 1, 1);
     c.inl = calloc((size_t)nn + 1, 1);
+    c.absorbed = calloc((size_t)plan->n_groups + 1, 1);
     if (c.inl) memcpy(c.inl, plan->prologue, (size_t)nn);
     int *copy_from = calloc((size_t)g->n_outputs + 1, sizeof *copy_from);
     int *out_buf = calloc((size_t)g->n_outputs + 1, sizeof *out_buf);
     int rc = 0;
     if (!out->target || !out->agent || !c.val_buf || !c.local || !c.live || !c.gathers ||
-        !c.gather_done || !c.inl || !copy_from || !out_buf)
+        !c.gather_done || !c.inl || !c.absorbed || !copy_from || !out_buf)
         rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
     for (int v = 0; !rc && v < nv; v++) c.val_buf[v] = -1;
     if (!rc) rc = add_io(&c, copy_from, out_buf, err);
     for (int gi = 0; !rc && gi < plan->n_groups; gi++) {
+        if (c.absorbed[gi]) continue;
         kf_gsched s;
         if (scheds) s = scheds[gi];
         else kf_gsched_auto(g, plan, gi, &s);
@@ -686,7 +689,7 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
     if (c.k) kir_kernel_free(c.k);
     for (int m = 0; c.gathers && m < nn; m++) kf_fuse_gather_free(&c.gathers[m]);
     free(c.kernels); free(c.raw); free(c.val_buf); free(c.local); free(c.live); free(c.gathers);
-    free(c.gather_done); free(c.defer); free(c.inl); free(c.kbuf); free(c.kbuf_pbuf); free(copy_from); free(out_buf);
+    free(c.gather_done); free(c.defer); free(c.inl); free(c.absorbed); free(c.kbuf); free(c.kbuf_pbuf); free(copy_from); free(out_buf);
     if (rc) kf_program_free(out);
     return rc;
 }

@@ -28,7 +28,7 @@ int kf_fuse_impl_ok(const kf_graph *g, const kf_fplan *plan, int gi, kf_impl imp
     case KF_IMPL_IM2COL:
         return a >= 0 && (kf_fl_conv_ok(g, plan, gi) || kf_fl_convt_ok(g, plan, gi));
     case KF_IMPL_TILED:
-        return a >= 0 && kf_fl_convtile_ok(g, plan, gi);
+        return a >= 0 && (kf_fl_convtile_ok(g, plan, gi) || kf_fl_gemmrow_ok(g, plan, gi));
     case KF_IMPL_DIRECT:
         return a >= 0 && (kf_fl_direct_ok(g, plan, gi) || kf_fl_reduce_ok(g, plan, gi) || kf_fl_softmax_ok(g, plan, gi) ||
                           kf_fl_pool_ok(g, plan, gi) || kf_fl_bnorm_ok(g, plan, gi));

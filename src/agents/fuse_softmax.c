@@ -38,6 +38,16 @@ static int sm_make(const kf_graph *g, const kf_node *n, sm_spec *s) {
     return 1;
 }
 
+int kf_fl_softmax_spec(const kf_graph *g, const kf_node *n, int *in, int *log_form, int64_t *rows, int64_t *R) {
+    sm_spec s;
+    if (!sm_make(g, n, &s)) return 0;
+    *in = s.in;
+    *log_form = s.log_form;
+    *rows = s.rows;
+    *R = s.R;
+    return 1;
+}
+
 int kf_fl_softmax_ok(const kf_graph *g, const kf_fplan *plan, int gi) {
     int an = plan->groups[gi].anchor;
     if (an < 0 || plan->kind[an] != KF_FN_OP) return 0;

@@ -237,13 +237,38 @@ static int gpu_neighbours(const kf_search_space *sp, int plan, kf_gsched *s, int
     double total = kf_search_work(sp, plan);
     /* the tiled convolution first: with a library convolution, the generated ones never won */
     static const kf_impl impls[] = {KF_IMPL_TILED, KF_IMPL_IM2COL, KF_IMPL_KIR, KF_IMPL_DIRECT, KF_IMPL_LIB};
+    /* groups lowered inside a fused product (a gemm's TILED softmax): their schedules do
+     * nothing, so they get no neighbours */
+    unsigned char *absorbed = calloc((size_t)ng + 1, 1);
+    if (!absorbed) {
+        free(order);
+        return KF_E_NOMEM;
+    }
+    for (int gi = 0; gi < ng; gi++) {
+        int an = p->groups[gi].anchor;
+        int gj = s[gi].impl == KF_IMPL_TILED && an >= 0 && p->kind[an] == KF_FN_GEMM
+                     ? kf_fl_gemmrow_absorbs(sp->g, p, gi) : -1;
+        if (gj >= 0) absorbed[gj] = 1;
+    }
+    /* first, a product fused with the softmax reading it: it removes a pass over the product */
+    for (int gi = 0; gi < ng && !rc; gi++) {
+        int an = p->groups[gi].anchor;
+        if (an < 0 || p->kind[an] != KF_FN_GEMM || s[gi].impl == KF_IMPL_TILED) continue;
+        if (!kf_fl_gemmrow_ok(sp->g, p, gi)) continue;
+        kf_gsched keep = s[gi];
+        s[gi].impl = KF_IMPL_TILED;
+        rc = push_key(l, sp, plan, s);
+        s[gi] = keep;
+    }
     for (int step = 0; step < 5 && !rc; step++) {
         if ((step == 0 || step == 4) && !minor) continue;
         for (int t = 0; t < top && !rc; t++) {
             int gi = order[t];
             const kf_fgroup *gr = &p->groups[gi];
-            if (gr->flops + gr->bytes < 0.05 * total) continue;
+            if (gr->flops + gr->bytes < 0.05 * total || absorbed[gi]) continue;
             int reduces = gr->anchor >= 0 && p->kind[gr->anchor] == KF_FN_OP && s[gi].impl != KF_IMPL_LIB;
+            /* the templates (TILED) take neither threads per block nor the 16-byte switch */
+            if ((step == 0 || step == 4) && s[gi].impl == KF_IMPL_TILED) continue;
             kf_gsched keep = s[gi];
             if (step == 1 || step == 3) { /* rows per warp / block; per thread */
                 static const int rows[] = {2, 3, 1};
@@ -285,6 +310,7 @@ static int gpu_neighbours(const kf_search_space *sp, int plan, kf_gsched *s, int
         }
     }
     free(order);
+    free(absorbed);
     return rc;
 }
 

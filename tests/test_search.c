@@ -328,11 +328,75 @@ static void test_space_cuda(void) {
     kf_graph_free(&g);
 }
 
+/* softmax(bmm(q, k^T) * 0.25) on cuda: the product fused with its softmax (fuse_gemmrow.c) is the
+ * first neighbour, its program is one kernel (no gemm step, no buffer for the product); not
+ * offered when the product is also an output or the chain has a tensor operand. */
+#define GR_JSON(outs, other)                                                                                   \
+    "{\"inputs\":[\"q\",\"k\"],\"params\":[\"c\"],\"outputs\":[" outs "],\"values\":{"                        \
+    T("q", "f32", 2, 8, 16) "," T("k", "f32", 2, 12, 16) "," T("c", "f32", 1) "," T("kt", "f32", 2, 16, 12) "," \
+    T("s", "f32", 2, 8, 12) "," T("m", "f32", 2, 8, 12) "," T("o", "f32", 2, 8, 12) "},\"nodes\":["             \
+    "{\"op\":\"aten.transpose.int\",\"outputs\":[\"kt\"],\"args\":[{\"name\":\"self\",\"tensor\":\"k\"},"       \
+    "{\"name\":\"dim0\",\"int\":1},{\"name\":\"dim1\",\"int\":2}]},"                                             \
+    "{\"op\":\"aten.bmm.default\",\"outputs\":[\"s\"],\"args\":[{\"name\":\"self\",\"tensor\":\"q\"},"          \
+    "{\"name\":\"mat2\",\"tensor\":\"kt\"}]},"                                                                   \
+    "{\"op\":\"aten.mul.Tensor\",\"outputs\":[\"m\"],\"args\":[{\"name\":\"self\",\"tensor\":\"s\"},"           \
+    "{\"name\":\"other\"," other "}]},"                                                                          \
+    "{\"op\":\"aten._softmax.default\",\"outputs\":[\"o\"],\"args\":[{\"name\":\"self\",\"tensor\":\"m\"},"     \
+    "{\"name\":\"dim\",\"int\":-1},{\"name\":\"half_to_float\",\"bool\":false}]}]}"
+
+/* 1 if some neighbour of the default point of json on cuda fuses the product (a T key); the
+ * first neighbour's program is checked when it is one. */
+static int gemmrow_offered(const char *json) {
+    kf_graph g;
+    kf_err err;
+    KF_CHECK_EQ_INT(kf_graph_from_json(json, &g, &err), 0);
+    kf_search_space sp;
+    KF_CHECK_EQ_INT(kf_search_space_init(&sp, &g, &err), 0);
+    kf_search_space_set_target(&sp, "cuda", 0);
+    kf_gsched *d = kf_search_default(&sp, 0);
+    char *key = d ? kf_search_key(&sp, 0, d) : NULL;
+    char **nb = NULL;
+    int n = 0, offered = 0;
+    KF_CHECK(key != NULL);
+    if (key) KF_CHECK_EQ_INT(kf_search_neighbours(&sp, key, 1, &nb, &n), 0);
+    for (int i = 0; i < n; i++) offered += strncmp(nb[i], "P0;T", 4) == 0;
+    if (offered) {
+        KF_CHECK_MSG(strncmp(nb[0], "P0;T", 4) == 0, "first neighbour %s", nb[0]);
+        kf_program p;
+        KF_CHECK_EQ_INT(kf_search_build(&sp, nb[0], &p, &err), 0);
+        int launches = 0, gemms = 0, scratch = 0;
+        for (int j = 0; j < p.n_steps; j++) {
+            launches += p.steps[j].kind == KF_STEP_LAUNCH;
+            gemms += p.steps[j].kind == KF_STEP_GEMM;
+        }
+        for (int j = 0; j < p.n_bufs; j++) scratch += p.bufs[j].role == KF_BUF_SCRATCH;
+        KF_CHECK_EQ_INT(launches, 1);
+        KF_CHECK_EQ_INT(gemms, 0);
+        KF_CHECK_EQ_INT(scratch, 0);
+        KF_CHECK(strstr(p.sources[0].text, "kg0(") != NULL);
+        kf_program_free(&p);
+    }
+    for (int i = 0; i < n; i++) free(nb[i]);
+    free(nb);
+    free(key);
+    free(d);
+    kf_search_space_free(&sp);
+    kf_graph_free(&g);
+    return offered > 0;
+}
+
+static void test_space_gemm_softmax(void) {
+    KF_CHECK(gemmrow_offered(GR_JSON("\"o\"", "\"float\":0.25")));
+    KF_CHECK(!gemmrow_offered(GR_JSON("\"o\",\"s\"", "\"float\":0.25")));  /* the product is an output */
+    KF_CHECK(!gemmrow_offered(GR_JSON("\"o\"", "\"tensor\":\"c\"")));      /* not a constant factor */
+}
+
 int main(void) {
     snprintf(cache_file, sizeof cache_file, "/tmp/kf_test_search_%ld.tsv", (long)getpid());
     unlink(cache_file);
     KF_RUN(test_space_keys);
     KF_RUN(test_space_cuda);
+    KF_RUN(test_space_gemm_softmax);
     KF_RUN(test_signature_and_cache_file);
     KF_RUN(test_rounds_and_cache);
     KF_RUN(test_fallback_and_budget);

@@ -542,7 +542,22 @@ static int lower_group(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     return anchor_kir(c, gi, s, err);
 }
 
-static int add_io(kf_fl *c, int *copy_from, int *out_buf, kf_err *err) {
+/* The schedule group gi is lowered with (scheds, or the automatic one). */
+static kf_gsched group_sched(const kf_graph *g, const kf_fplan *plan, const kf_gsched *scheds, int gi) {
+    kf_gsched s;
+    if (scheds) s = scheds[gi];
+    else kf_gsched_auto(g, plan, gi, &s);
+    if (s.impl == KF_IMPL_AUTO) {
+        kf_gsched a;
+        kf_gsched_auto(g, plan, gi, &a);
+        s.impl = a.impl;
+    }
+    return s;
+}
+
+/* Program buffers for inputs, params, outputs and stored values; skip[v]: a stored value that
+ * no kernel writes (a product fused with its softmax) gets none. */
+static int add_io(kf_fl *c, int *copy_from, int *out_buf, const unsigned char *skip, kf_err *err) {
     const kf_graph *g = c->g;
     char name[64];
     for (int i = 0; i < g->n_inputs; i++) {
@@ -581,7 +596,7 @@ static int add_io(kf_fl *c, int *copy_from, int *out_buf, kf_err *err) {
         }
     }
     for (int v = 0; v < g->n_values; v++) {
-        if (!c->plan->stored[v] || c->val_buf[v] >= 0) continue;
+        if (!c->plan->stored[v] || c->val_buf[v] >= 0 || skip[v]) continue;
         kf_tdesc d = g->values[v].desc;
         kf_tdesc_set_contiguous(&d);
         snprintf(name, sizeof name, "t%d", v);
@@ -667,17 +682,19 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
         !c.gather_done || !c.inl || !c.absorbed || !copy_from || !out_buf)
         rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
     for (int v = 0; !rc && v < nv; v++) c.val_buf[v] = -1;
-    if (!rc) rc = add_io(&c, copy_from, out_buf, err);
+    unsigned char *skip = rc ? NULL : calloc((size_t)nv + 1, 1);
+    if (!rc && !skip) rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
+    for (int gi = 0; !rc && gi < plan->n_groups; gi++) {
+        int an = plan->groups[gi].anchor;
+        if (an < 0 || plan->kind[an] != KF_FN_GEMM || group_sched(g, plan, scheds, gi).impl != KF_IMPL_TILED) continue;
+        if (kf_fl_gemmrow_absorbs(g, plan, gi) >= 0 && g->nodes[an].n_outs > 0 && g->nodes[an].outs[0] >= 0)
+            skip[g->nodes[an].outs[0]] = 1;
+    }
+    if (!rc) rc = add_io(&c, copy_from, out_buf, skip, err);
+    free(skip);
     for (int gi = 0; !rc && gi < plan->n_groups; gi++) {
         if (c.absorbed[gi]) continue;
-        kf_gsched s;
-        if (scheds) s = scheds[gi];
-        else kf_gsched_auto(g, plan, gi, &s);
-        if (s.impl == KF_IMPL_AUTO) {
-            kf_gsched a;
-            kf_gsched_auto(g, plan, gi, &a);
-            s.impl = a.impl;
-        }
+        kf_gsched s = group_sched(g, plan, scheds, gi);
         rc = lower_group(&c, gi, &s, err);
     }
     if (!rc) rc = add_output_copies(&c, copy_from, out_buf, err);

@@ -578,7 +578,8 @@ static void softmax_ref(double *s, int rows, int n, int log_form) {
  * GEMM group) against float64 loops: attention scores softmax(bmm(q, k^T) * 0.25) of 3 x 37 x 19
  * by 19 x 200 (B read transposed, a K tail, masked columns, float4 stores), and a linear layer with
  * bias then log-softmax over 700 columns (12 per thread, 4 rows per thread) or softmax over 51
- * (one warp per row, scalar stores), each divided by 2 first. */
+ * (one warp per row, scalar stores), each divided by 2 first; and A stored transposed with B
+ * untransposed (200 and 50 columns). */
 static void test_lowered_gemm_softmax(void) {
     NEED_NVRTC();
     enum { B = 3, M = 37, K = 19, N = 200, LM = 70, LK = 33 };
@@ -650,7 +651,44 @@ static void test_lowered_gemm_softmax(void) {
         free(out[0]);
         out[0] = NULL;
     }
-    if (compiled_only == 3) KF_SKIP("compiled only: %s", g_no_gpu);
+    /* A stored transposed (K x M) and B untransposed (K x N): 16-byte B loads along the columns
+     * for 200 of them, scalar ones for 50 */
+    static float at[B * K * M], bk[B * K * N];
+    fill(at, B * K * M, 56);
+    fill(bk, B * K * N, 57);
+    static const int ns2[] = {200, 50};
+    for (int c = 0; c < 2; c++) {
+        int n = ns2[c];
+        char json[2048];
+        snprintf(json, sizeof json,
+                 "{'inputs':['a','b'],'params':[],'outputs':['o'],"
+                 "'values':{'a':{'dtype':'f32','shape':[3,19,37]},'b':{'dtype':'f32','shape':[3,19,%d]},"
+                 "'at':{'dtype':'f32','shape':[3,37,19]},'s':{'dtype':'f32','shape':[3,37,%d]},"
+                 "'o':{'dtype':'f32','shape':[3,37,%d]}},"
+                 "'nodes':[{'op':'aten.transpose.int','outputs':['at'],'args':[{'name':'self','tensor':'a'},"
+                 "{'name':'dim0','int':1},{'name':'dim1','int':2}]},"
+                 "{'op':'aten.bmm.default','outputs':['s'],'args':[{'name':'self','tensor':'at'},{'name':'mat2','tensor':'b'}]},"
+                 "{'op':'aten._softmax.default','outputs':['o'],'args':[{'name':'self','tensor':'s'},"
+                 "{'name':'dim','int':-1},{'name':'half_to_float','bool':false}]}]}",
+                 n, n, n);
+        rc = lower_run_key(json, "P0;T11.0.0.0.0;K11.0.0.0.0", (const float *[]){at, bk}, NULL, out, 1);
+        compiled_only += rc == 1;
+        if (rc || !out[0]) continue;
+        double *ref = malloc(sizeof(double) * B * M * n);
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < n; j++) {
+                    double acc = 0;
+                    for (int t = 0; t < K; t++) acc += (double)at[(b * K + t) * M + i] * bk[(b * K + t) * n + j];
+                    ref[(b * M + i) * n + j] = acc;
+                }
+        softmax_ref(ref, B * M, n, 0);
+        KF_CHECK_MSG(mismatches(out[0], ref, B * M * n, 1e-5) == 0, "transposed A, %d columns", n);
+        free(ref);
+        free(out[0]);
+        out[0] = NULL;
+    }
+    if (compiled_only == 5) KF_SKIP("compiled only: %s", g_no_gpu);
 }
 
 static void test_lowered_linear_softmax(void) {

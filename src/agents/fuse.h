@@ -219,7 +219,6 @@ typedef struct kf_fl {
     kf_fdefer *defer;             /* per value, or NULL while nothing is deferred */
     unsigned char *inl;           /* per node: computed inline by its readers (the plan's
                                    * prologues, plus deferred epilogues, fuse_defer.c) */
-    unsigned char *absorbed;      /* per group: lowered together with an earlier group */
     kf_err *err;
 } kf_fl;
 
@@ -282,9 +281,11 @@ typedef struct kf_gemm_ops {
 } kf_gemm_ops;
 int kf_fl_gemm_operands(kf_fl *c, const kf_gemm_spec *sp, const kf_gsched *s, kf_gemm_ops *o, kf_err *err);
 /* A matrix product fused with the row softmax that reads it (fuse_gemmrow.c): KF_IMPL_TILED
- * of GEMM groups on GPUs. The softmax group is then lowered here too (c->absorbed). */
+ * of GEMM groups on GPUs. kf_fl_gemmrow also lowers that softmax group: the caller skips it
+ * and gives the product no buffer (kf_fuse_lower). */
 int kf_fl_gemmrow_ok(const kf_graph *g, const kf_fplan *plan, int gi);
-/* The softmax group that group gi lowers with it when TILED, or -1. */
+/* The softmax group that group gi lowers with it when TILED, or -1 (also for any group that
+ * is no such product). */
 int kf_fl_gemmrow_absorbs(const kf_graph *g, const kf_fplan *plan, int gi);
 int kf_fl_gemmrow(kf_fl *c, int gi, const kf_gsched *s, kf_err *err);
 int kf_fl_direct_ok(const kf_graph *g, const kf_fplan *plan, int gi);

@@ -52,21 +52,19 @@ static int scalar_factor(const kf_graph *g, const kf_node *n, int from, double *
     return n->n_outs >= 1 && n->outs[0] >= 0;
 }
 
-/* 1 if every node reading value v is in `allowed` (a node index list). */
-static int readers_within(const kf_graph *g, int v, const int *allowed, int n_allowed) {
+typedef struct read_scan { int v, hit; } read_scan;
+
+static void read_hit(int v, void *ctx) {
+    read_scan *r = ctx;
+    if (v == r->v) r->hit = 1;
+}
+
+/* 1 if value v is no graph output and node `only` is the one node reading it. */
+static int read_only_by(const kf_graph *g, int v, int only) {
     for (int i = 0; i < g->n_nodes; i++) {
-        const kf_node *n = &g->nodes[i];
-        int reads = 0;
-        for (int a = 0; a < n->n_args && !reads; a++) {
-            const kf_arg *ar = &n->args[a];
-            if (ar->kind == KF_ARG_TENSOR && ar->tensor == v) reads = 1;
-            for (int q = 0; ar->kind == KF_ARG_LIST && q < ar->n_items && !reads; q++)
-                if (ar->items[q].kind == KF_ARG_TENSOR && ar->items[q].tensor == v) reads = 1;
-        }
-        if (!reads) continue;
-        int ok = 0;
-        for (int j = 0; j < n_allowed && !ok; j++) ok = allowed[j] == i;
-        if (!ok) return 0;
+        read_scan r = {v, 0};
+        kf_fuse_each_input(&g->nodes[i], read_hit, &r);
+        if (r.hit && i != only) return 0;
     }
     for (int i = 0; i < g->n_outputs; i++)
         if (g->outputs[i] == v) return 0;
@@ -99,7 +97,7 @@ static int softmax_reads(const kf_graph *g, const kf_fplan *plan, int gj, int v,
     while (x != v) {
         if (x < 0 || g->values[x].kind != KF_VAL_NODE || n_chain >= 64) return 0;
         if (kf_tdesc_numel(&g->values[x].desc) != sp->batch * sp->M * sp->N) return 0;
-        if (g->values[x].desc.dtype != KF_F32 || !readers_within(g, x, &next, 1)) return 0;
+        if (g->values[x].desc.dtype != KF_F32 || !read_only_by(g, x, next)) return 0;
         int nd = g->values[x].index;
         const kf_node *n = &g->nodes[nd];
         if (plan->kind[nd] == KF_FN_ALIAS) { /* a row-major view (a batched product's reshape) */
@@ -121,7 +119,7 @@ static int softmax_reads(const kf_graph *g, const kf_fplan *plan, int gj, int v,
         x = from;
     }
     /* the group is exactly the chain and the softmax */
-    return gs->n_nodes == n_chain + 1 && readers_within(g, v, &next, 1);
+    return gs->n_nodes == n_chain + 1 && read_only_by(g, v, next);
 }
 
 static int gr_find(const kf_graph *g, const kf_fplan *plan, int gi, gr_match *m) {
@@ -133,7 +131,7 @@ static int gr_find(const kf_graph *g, const kf_fplan *plan, int gi, gr_match *m)
     const kf_node *gn = &g->nodes[an];
     if (!kf_fl_gemm_spec(g, gn, &m->sp) || m->sp.b_vec) return 0;
     const kf_gemm_spec *sp = &m->sp;
-    if (sp->N < 1 || sp->N > KF_GR_MAX_N || sp->K < 1 || sp->M < 1) return 0;
+    if (sp->N < 1 || sp->N > KF_GR_MAX_N || sp->K < 1 || sp->M < 1 || sp->batch > 65535) return 0;
     if (sp->bias >= 0 && sp->beta != 0.0) {
         const kf_tdesc *bd = &g->values[sp->bias].desc;
         if (bd->dtype != KF_F32 || kf_tdesc_numel(bd) != sp->N || bd->shape[bd->ndim - 1] != sp->N) return 0;
@@ -147,14 +145,13 @@ static int gr_find(const kf_graph *g, const kf_fplan *plan, int gi, gr_match *m)
     return 0;
 }
 
-int kf_fl_gemmrow_ok(const kf_graph *g, const kf_fplan *plan, int gi) {
-    gr_match m;
-    return gr_find(g, plan, gi, &m);
-}
-
 int kf_fl_gemmrow_absorbs(const kf_graph *g, const kf_fplan *plan, int gi) {
     gr_match m;
     return gr_find(g, plan, gi, &m) ? m.gj : -1;
+}
+
+int kf_fl_gemmrow_ok(const kf_graph *g, const kf_fplan *plan, int gi) {
+    return kf_fl_gemmrow_absorbs(g, plan, gi) >= 0;
 }
 
 static const char kf_gr_body[] =
@@ -347,7 +344,6 @@ int kf_fl_gemmrow(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     kf_gemm_ops o;
     int rc = kf_fl_gemm_operands(c, sp, s, &o, err);
     if (rc) return rc;
-    if (o.batch > 65535) return kf_lw_unsupported(err, n, "batch over 65535 for the fused softmax");
     int has_bias = sp->bias >= 0 && sp->beta != 0.0, bb = -1;
     if (has_bias) {
         bb = kf_fl_materialise(c, sp->bias, s, err);
@@ -398,7 +394,5 @@ int kf_fl_gemmrow(kf_fl *c, int gi, const kf_gsched *s, kf_err *err) {
     int args[4] = {yb, o.a_pb, o.b_pb, bb >= 0 ? bb : o.a_pb}; /* no bias: the pointer is not read */
     rc = kf_fl_kernel_raw(c, name, kf_str_cstr(&src), args, 4, grid, block, err);
     kf_str_free(&src);
-    if (rc) return rc;
-    c->absorbed[m.gj] = 1;
-    return 0;
+    return rc;
 }

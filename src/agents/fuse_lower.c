@@ -673,27 +673,26 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
     c.gathers = calloc((size_t)nn + 1, sizeof *c.gathers);
     c.gather_done = calloc((size_t)nn + 1, 1);
     c.inl = calloc((size_t)nn + 1, 1);
-    c.absorbed = calloc((size_t)plan->n_groups + 1, 1);
     if (c.inl) memcpy(c.inl, plan->prologue, (size_t)nn);
     int *copy_from = calloc((size_t)g->n_outputs + 1, sizeof *copy_from);
     int *out_buf = calloc((size_t)g->n_outputs + 1, sizeof *out_buf);
+    /* products fused with their softmax: the softmax group is lowered with them (absorbed) and
+     * the product, never written, gets no buffer (skip) */
+    unsigned char *skip = calloc((size_t)nv + 1, 1), *absorbed = calloc((size_t)plan->n_groups + 1, 1);
     int rc = 0;
     if (!out->target || !out->agent || !c.val_buf || !c.local || !c.live || !c.gathers ||
-        !c.gather_done || !c.inl || !c.absorbed || !copy_from || !out_buf)
+        !c.gather_done || !c.inl || !copy_from || !out_buf || !skip || !absorbed)
         rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
     for (int v = 0; !rc && v < nv; v++) c.val_buf[v] = -1;
-    unsigned char *skip = rc ? NULL : calloc((size_t)nv + 1, 1);
-    if (!rc && !skip) rc = kf_fail(err, KF_E_NOMEM, "fusion: out of memory");
     for (int gi = 0; !rc && gi < plan->n_groups; gi++) {
-        int an = plan->groups[gi].anchor;
-        if (an < 0 || plan->kind[an] != KF_FN_GEMM || group_sched(g, plan, scheds, gi).impl != KF_IMPL_TILED) continue;
-        if (kf_fl_gemmrow_absorbs(g, plan, gi) >= 0 && g->nodes[an].n_outs > 0 && g->nodes[an].outs[0] >= 0)
-            skip[g->nodes[an].outs[0]] = 1;
+        int gj = group_sched(g, plan, scheds, gi).impl == KF_IMPL_TILED ? kf_fl_gemmrow_absorbs(g, plan, gi) : -1;
+        if (gj < 0) continue;
+        absorbed[gj] = 1;
+        skip[g->nodes[plan->groups[gi].anchor].outs[0]] = 1;
     }
     if (!rc) rc = add_io(&c, copy_from, out_buf, skip, err);
-    free(skip);
     for (int gi = 0; !rc && gi < plan->n_groups; gi++) {
-        if (c.absorbed[gi]) continue;
+        if (absorbed[gi]) continue;
         kf_gsched s = group_sched(g, plan, scheds, gi);
         rc = lower_group(&c, gi, &s, err);
     }
@@ -706,7 +705,7 @@ int kf_fuse_lower(const kf_graph *g, const kf_fplan *plan, const kf_gsched *sche
     if (c.k) kir_kernel_free(c.k);
     for (int m = 0; c.gathers && m < nn; m++) kf_fuse_gather_free(&c.gathers[m]);
     free(c.kernels); free(c.raw); free(c.val_buf); free(c.local); free(c.live); free(c.gathers);
-    free(c.gather_done); free(c.defer); free(c.inl); free(c.absorbed); free(c.kbuf); free(c.kbuf_pbuf); free(copy_from); free(out_buf);
+    free(c.gather_done); free(c.defer); free(c.inl); free(skip); free(absorbed); free(c.kbuf); free(c.kbuf_pbuf); free(copy_from); free(out_buf);
     if (rc) kf_program_free(out);
     return rc;
 }

@@ -245,16 +245,12 @@ static int gpu_neighbours(const kf_search_space *sp, int plan, kf_gsched *s, int
         return KF_E_NOMEM;
     }
     for (int gi = 0; gi < ng; gi++) {
-        int an = p->groups[gi].anchor;
-        int gj = s[gi].impl == KF_IMPL_TILED && an >= 0 && p->kind[an] == KF_FN_GEMM
-                     ? kf_fl_gemmrow_absorbs(sp->g, p, gi) : -1;
+        int gj = s[gi].impl == KF_IMPL_TILED ? kf_fl_gemmrow_absorbs(sp->g, p, gi) : -1;
         if (gj >= 0) absorbed[gj] = 1;
     }
     /* first, a product fused with the softmax reading it: it removes a pass over the product */
     for (int gi = 0; gi < ng && !rc; gi++) {
-        int an = p->groups[gi].anchor;
-        if (an < 0 || p->kind[an] != KF_FN_GEMM || s[gi].impl == KF_IMPL_TILED) continue;
-        if (!kf_fl_gemmrow_ok(sp->g, p, gi)) continue;
+        if (s[gi].impl == KF_IMPL_TILED || !kf_fl_gemmrow_ok(sp->g, p, gi)) continue;
         kf_gsched keep = s[gi];
         s[gi].impl = KF_IMPL_TILED;
         rc = push_key(l, sp, plan, s);
